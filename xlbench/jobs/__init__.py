@@ -1,0 +1,24 @@
+"""Jobs: what a worker does for each kind of run, from its stored config to rows in the store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from xlbench.core.progress import Reporter
+from xlbench.errors import StoreError
+
+
+def job_for(store, run) -> Callable[[Reporter], None]:
+    """The job for a stored run; its config is validated and its data loaded inside the job, so a
+    failure there is recorded on the run."""
+    if run.kind == "eval":
+        from xlbench.config import EvalConfig, parse_config
+        from xlbench.jobs import evaluation
+
+        def job(reporter: Reporter) -> None:
+            config = parse_config(EvalConfig, json.loads(run.config_json), where=f"run {run.id} config")
+            evaluation.run(store, run.id, evaluation.prepare(config), reporter)
+
+        return job
+    raise StoreError(f"run {run.id} has kind {run.kind!r}, which this xlbench cannot execute")

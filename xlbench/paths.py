@@ -1,0 +1,32 @@
+"""Where xlbench keeps its state: the workspace, its database and its caches.
+
+The workspace is ``$XLBENCH_HOME`` or the current directory. Inside it:
+``db/xlbench.sqlite`` (default database) and ``cache/`` (embeddings, built models, downloads).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def workspace() -> Path:
+    return Path(os.environ.get("XLBENCH_HOME") or os.getcwd()).resolve()
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{workspace() / 'db' / 'xlbench.sqlite'}"
+
+
+def db_url(explicit: str | None = None) -> str:
+    """The database URL: ``--db`` beats ``$XLBENCH_DB`` beats the workspace SQLite file."""
+    return explicit or os.environ.get("XLBENCH_DB") or default_db_url()
+
+
+def cache_dir(*parts: str) -> Path:
+    root = Path(os.environ.get("XLBENCH_CACHE") or workspace() / "cache")
+    return root.joinpath(*parts)
+
+
+def plugins_dir(explicit: str | None = None) -> Path:
+    return Path(explicit or os.environ.get("XLBENCH_PLUGINS_DIR") or workspace() / "plugins")

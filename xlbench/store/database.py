@@ -1,0 +1,99 @@
+"""Engines and migrations: the only place that knows which database is behind the store.
+
+SQLite gets WAL, a busy timeout and foreign keys on every connection (several worker processes
+and a polling TUI share the file). Any other SQLAlchemy URL (PostgreSQL for a team) is used as is.
+Migrations in ``db/migrations`` are applied on open; ``create_all`` is for tests only.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+from xlbench.errors import StoreError
+
+SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=5000", "synchronous=NORMAL", "foreign_keys=ON")
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cur.execute(f"PRAGMA {pragma}")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///db/xlbench.sqlite or postgresql+psycopg://...)") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except Exception as exc:
+        raise StoreError(f"cannot use database {parsed.render_as_string(hide_password=True)}: {exc}") from None
+
+
+def migrations_dir() -> Path:
+    return Path(str(resources.files("xlbench.migrations")))
+
+
+def _alembic_config(engine: Engine | None = None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    if engine is not None:
+        cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (a no-op when it is already there)."""
+    from alembic import command
+
+    try:
+        if current_revision(engine) == head_revision():
+            return
+        cfg = _alembic_config(engine)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"cannot open or migrate the database {engine.url.render_as_string(hide_password=True)}: {exc}") from exc
+
+
+def open_engine(url: str, *, migrate_schema: bool = True) -> Engine:
+    engine = make_engine(url)
+    if migrate_schema:
+        migrate(engine)
+    return engine
+
+
+def session(engine: Engine) -> Session:
+    """A short-lived session; objects stay readable after commit (no lazy reloads across threads)."""
+    return Session(engine, expire_on_commit=False)

@@ -1,0 +1,237 @@
+"""The store: every read and write of runs, models, datasets, metrics and events.
+
+Each method opens a short-lived session (several processes share the database; a long session
+would serve stale rows and hold back SQLite's WAL checkpoints) and returns detached objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable
+from datetime import timedelta
+
+from sqlalchemy import delete, func
+from sqlmodel import select
+
+from xlbench.errors import StoreError
+from xlbench.paths import db_url
+from xlbench.store.database import open_engine, session
+from xlbench.store.models import ACTIVE_STATUSES, Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent, utcnow
+
+HEARTBEAT_SECONDS = 2.0
+LOST_AFTER_SECONDS = 15.0
+TERMINAL_STATUSES = ("finished", "failed", "cancelled", "lost")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped by its parent) is not alive
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Store:
+    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+        self.url = db_url(url)
+        self.engine = open_engine(self.url, migrate_schema=migrate)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- models and datasets ------------------------------------------------------------
+
+    def ensure_model(self, name: str, *, encoder: str, source: str, label: str, info: dict) -> Model:
+        with session(self.engine) as s:
+            model = s.exec(select(Model).where(Model.name == name)).first()
+            if model is None:
+                model = Model(name=name, encoder=encoder, source=source, label=label, info_json=json.dumps(info, default=str))
+                s.add(model)
+            else:
+                model.encoder, model.source, model.label = encoder, source, label
+                model.info_json = json.dumps(info, default=str)
+            s.commit()
+            s.refresh(model)
+            return model
+
+    def ensure_dataset(self, *, name: str, version: str, kind: str, source: str, languages: list[str], stats: dict) -> Dataset:
+        with session(self.engine) as s:
+            ds = s.exec(select(Dataset).where(Dataset.name == name, Dataset.version == version)).first()
+            if ds is None:
+                ds = Dataset(name=name, version=version, kind=kind, source=source, languages=",".join(languages),
+                             stats_json=json.dumps(stats))
+                s.add(ds)
+                s.commit()
+                s.refresh(ds)
+            return ds
+
+    def models(self) -> list[Model]:
+        with session(self.engine) as s:
+            return list(s.exec(select(Model).order_by(Model.id)))
+
+    def datasets(self) -> list[Dataset]:
+        with session(self.engine) as s:
+            return list(s.exec(select(Dataset).order_by(Dataset.id)))
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def create_run(self, *, kind: str, name: str, config: dict, model_id: int | None = None) -> Run:
+        from xlbench import __version__
+
+        run = Run(kind=kind, name=name, config_json=json.dumps(config, sort_keys=True), model_id=model_id,
+                  xlbench_version=__version__)
+        with session(self.engine) as s:
+            s.add(run)
+            s.commit()
+            s.refresh(run)
+            return run
+
+    def get_run(self, run_id: int) -> Run:
+        with session(self.engine) as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in {self.url}")
+            return run
+
+    def list_runs(self, *, limit: int | None = None, statuses: Iterable[str] | None = None) -> list[Run]:
+        with session(self.engine) as s:
+            q = select(Run).order_by(Run.id.desc())
+            if statuses:
+                q = q.where(Run.status.in_(list(statuses)))
+            if limit:
+                q = q.limit(limit)
+            return list(s.exec(q))
+
+    def claim_run(self, run_id: int, *, env: dict, git_commit: str | None) -> Run:
+        """Mark a queued run as running in this process; refuse one that is already live or done."""
+        with session(self.engine) as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in {self.url}")
+            if run.status != "queued":
+                raise StoreError(f"run {run_id} is {run.status}, not queued; only a queued run can start")
+            now = utcnow()
+            run.status, run.started_at, run.heartbeat_at = "running", now, now
+            run.pid, run.host = os.getpid(), socket.gethostname()
+            run.env_json, run.git_commit = json.dumps(env, default=str), git_commit
+            s.add(run)
+            s.commit()
+            s.refresh(run)
+            return run
+
+    def update_env(self, run_id: int, **extra) -> None:
+        with session(self.engine) as s:
+            run = s.get(Run, run_id)
+            env = json.loads(run.env_json or "{}")
+            env.update(extra)
+            run.env_json = json.dumps(env, default=str)
+            s.commit()
+
+    def heartbeat(self, run_id: int) -> bool:
+        """Record that the worker is alive; returns whether a cancel was requested."""
+        with session(self.engine) as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                return True
+            run.heartbeat_at = utcnow()
+            s.commit()
+            return bool(run.cancel_requested)
+
+    def set_progress(self, run_id: int, phase: str, done: int | None, total: int | None) -> None:
+        with session(self.engine) as s:
+            run = s.get(Run, run_id)
+            run.phase, run.progress_done, run.progress_total = phase, done, total
+            run.heartbeat_at = utcnow()
+            s.commit()
+
+    def finish_run(self, run_id: int, status: str, error: str | None = None) -> Run:
+        with session(self.engine) as s:
+            run = s.get(Run, run_id)
+            run.status, run.error, run.finished_at = status, error, utcnow()
+            s.commit()
+            s.refresh(run)
+            return run
+
+    def request_cancel(self, run_id: int) -> Run:
+        with session(self.engine) as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in {self.url}")
+            if run.status == "queued":
+                run.status, run.finished_at = "cancelled", utcnow()
+            elif run.status == "running":
+                run.cancel_requested = True
+            s.commit()
+            s.refresh(run)
+            return run
+
+    def reap_lost(self, *, stale_seconds: float = LOST_AFTER_SECONDS) -> list[int]:
+        """Mark running runs whose worker is gone as ``lost``: no heartbeat for ``stale_seconds``,
+        or (on this host) a worker process that no longer exists."""
+        host = socket.gethostname()
+        cutoff = utcnow() - timedelta(seconds=stale_seconds)
+        lost: list[int] = []
+        with session(self.engine) as s:
+            for run in s.exec(select(Run).where(Run.status == "running")):
+                stale = run.heartbeat_at is None or run.heartbeat_at < cutoff
+                dead = run.host == host and run.pid is not None and not _pid_alive(run.pid)
+                if stale or dead:
+                    run.status, run.finished_at = "lost", utcnow()
+                    why = "its process is gone" if dead else f"no heartbeat for {stale_seconds:.0f} s"
+                    run.error = f"worker stopped heart-beating ({why})"
+                    s.add(RunEvent(run_id=run.id, level="error", message=run.error))
+                    lost.append(run.id)
+            s.commit()
+        return lost
+
+    # --- events, metrics, results -------------------------------------------------------
+
+    def add_event(self, run_id: int, message: str, level: str = "info", data: dict | None = None) -> None:
+        with session(self.engine) as s:
+            s.add(RunEvent(run_id=run_id, message=message, level=level, data_json=json.dumps(data or {}, default=str)))
+            s.commit()
+
+    def events(self, run_id: int, *, after_id: int = 0) -> list[RunEvent]:
+        with session(self.engine) as s:
+            q = select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.id > after_id).order_by(RunEvent.id)
+            return list(s.exec(q))
+
+    def save_results(self, run_id: int, rows: list[Metric], result: QueryResult) -> None:
+        """Replace one dataset's metrics and per-query results for a run, in one transaction."""
+        with session(self.engine) as s:
+            s.exec(delete(Metric).where(Metric.run_id == run_id, Metric.dataset == result.dataset))
+            s.exec(delete(QueryResult).where(QueryResult.run_id == run_id, QueryResult.dataset == result.dataset))
+            s.add_all(rows)
+            s.add(result)
+            s.commit()
+
+    def metrics(self, run_id: int, dataset: str | None = None) -> list[Metric]:
+        with session(self.engine) as s:
+            q = select(Metric).where(Metric.run_id == run_id)
+            if dataset:
+                q = q.where(Metric.dataset == dataset)
+            return list(s.exec(q.order_by(Metric.id)))
+
+    def query_results(self, run_id: int) -> list[QueryResult]:
+        with session(self.engine) as s:
+            return list(s.exec(select(QueryResult).where(QueryResult.run_id == run_id).order_by(QueryResult.id)))
+
+    def add_checkpoint(self, run_id: int, step: int, path: str, info: dict | None = None) -> None:
+        with session(self.engine) as s:
+            s.add(Checkpoint(run_id=run_id, step=step, path=path, info_json=json.dumps(info or {})))
+            s.commit()
+
+    def count_runs(self) -> dict[str, int]:
+        with session(self.engine) as s:
+            return dict(s.exec(select(Run.status, func.count()).group_by(Run.status)).all())
+
+    def active_runs(self) -> list[Run]:
+        return self.list_runs(statuses=ACTIVE_STATUSES)

@@ -1,0 +1,157 @@
+"""A worker executes one run row: claim it, heartbeat, honour cancel, record the outcome.
+
+``xlbench worker RUN_ID`` (started by the TUI or the queue) and headless commands (which run the
+worker in the foreground) both go through :func:`execute`. A worker that dies without a word is
+noticed by :meth:`Store.reap_lost` from its stale heartbeat (or, on the same host, its missing
+process) and marked ``lost``; Ctrl-C and cancel requests become ``cancelled`` with everything
+already written kept.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from xlbench.core.progress import Reporter
+from xlbench.errors import Cancelled, XlbenchError
+from xlbench.store.store import HEARTBEAT_SECONDS, Store
+
+
+class StoreReporter(Reporter):
+    """Writes phase and progress (at most every ``interval`` s) and events to the run's rows.
+
+    ``advance`` is the safe point: if a cancel was requested it raises :class:`Cancelled`.
+    """
+
+    def __init__(self, store: Store, run_id: int, cancel: threading.Event, interval: float = 0.5) -> None:
+        self.store, self.run_id, self.cancel, self.interval = store, run_id, cancel, interval
+        self._phase = ""
+        self._last = 0.0
+
+    def _check(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled(f"run {self.run_id} cancelled on request")
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        self._check()
+        self._phase = name
+        self._last = time.monotonic()
+        self.store.set_progress(self.run_id, name, 0, total)
+
+    def advance(self, done: int, total: int | None = None) -> None:
+        self._check()
+        now = time.monotonic()
+        if now - self._last >= self.interval or (total is not None and done >= total):
+            self._last = now
+            self.store.set_progress(self.run_id, self._phase, done, total)
+
+    def event(self, message: str, level: str = "info", **data) -> None:
+        self.store.add_event(self.run_id, message, level, data.get("data"))
+
+
+class Heartbeat(threading.Thread):
+    """Beats every ``HEARTBEAT_SECONDS`` on its own connection and raises the cancel flag."""
+
+    def __init__(self, store: Store, run_id: int, cancel: threading.Event) -> None:
+        super().__init__(name=f"heartbeat-{run_id}", daemon=True)
+        self.store, self.run_id, self.cancel = store, run_id, cancel
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(HEARTBEAT_SECONDS):
+            try:
+                if self.store.heartbeat(self.run_id):
+                    self.cancel.set()
+            except Exception:  # a busy database must not kill the worker; the next beat retries
+                continue
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if sha.returncode != 0:
+        return None
+    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def set_threads(threads: int) -> None:
+    """CPU thread count for torch (and faiss when it loads): 1 by default, see docs/STACK notes."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def environment(threads: int) -> dict:
+    import torch
+
+    device = "cpu"
+    if torch.cuda.is_available():
+        device = f"cuda: {torch.cuda.get_device_name(0)}"
+    return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+            "device": device, "threads": threads, "argv": sys.argv}
+
+
+def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Reporter | None = None) -> None:
+    """Claim run ``run_id`` and run ``job(reporter)`` in this process, recording how it ends.
+
+    Raises :class:`Cancelled` after recording a cancel, and re-raises failures after recording
+    them, so a headless caller can exit with the right code.
+    """
+    from xlbench.core.progress import FanOut
+
+    set_threads(threads)
+    store.claim_run(run_id, env=environment(threads), git_commit=git_commit())
+    cancel = threading.Event()
+    beat = Heartbeat(store, run_id, cancel)
+    beat.start()
+    db_reporter = StoreReporter(store, run_id, cancel)
+    try:
+        job(FanOut(db_reporter, reporter))
+    except (KeyboardInterrupt, Cancelled) as exc:
+        message = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        _finish(store, run_id, "cancelled", message)
+        raise Cancelled(f"run {run_id} cancelled: {message}; everything written so far is kept") from None
+    except XlbenchError as exc:
+        _finish(store, run_id, "failed", str(exc))
+        raise
+    except Exception as exc:
+        _finish(store, run_id, "failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        raise
+    else:
+        _finish(store, run_id, "finished", None)
+    finally:
+        beat.stop()
+
+
+def _finish(store: Store, run_id: int, status: str, error: str | None, detail: str | None = None) -> None:
+    level = "info" if status == "finished" else "error"
+    store.add_event(run_id, f"run {status}" + (f": {error}" if error else ""), level, {"traceback": detail} if detail else None)
+    store.finish_run(run_id, status, error)
+
+
+def spawn(run_id: int, *, db: str | None = None, log_dir: Path | None = None) -> int:
+    """Start ``xlbench worker RUN_ID`` as a detached background process; returns its pid."""
+    cmd = [sys.executable, "-m", "xlbench", "worker", str(run_id)]
+    if db:
+        cmd[3:3] = ["--db", db]
+    log = open(log_dir / f"run-{run_id}.log", "ab") if log_dir else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc.pid
