@@ -71,6 +71,10 @@ def _split_langs(text: str | None) -> list[str] | None:
     return [lang.strip() for lang in text.split(",") if lang.strip()]
 
 
+def _absolute(path: str | None) -> str | None:
+    return str(Path(path).expanduser().resolve()) if path else None
+
+
 def _options(pairs: list[str] | None) -> dict:
     out: dict = {}
     for pair in pairs or []:
@@ -113,13 +117,17 @@ def eval_cmd(
     """
     from xlbench.config import DatasetRef, EvalConfig, parse_config
     from xlbench.jobs import evaluation
+    from xlbench.paths import plugins_dir
 
+    refs = [DatasetRef.parse(d) for d in (dataset or ["xquad-r"])]
+    for ref in refs:  # a background worker may not share our working directory
+        ref.path = _absolute(ref.path)
     config = parse_config(EvalConfig, {
-        "datasets": [DatasetRef.parse(d).model_dump() for d in (dataset or ["xquad-r"])],
-        "data_dir": data_dir, "languages": _split_langs(languages), "candidate_text": candidate_text,
-        "model": model, "encoder": encoder, "encoder_options": _options(encoder_option),
+        "datasets": [ref.model_dump() for ref in refs],
+        "data_dir": _absolute(data_dir), "languages": _split_langs(languages), "candidate_text": candidate_text,
+        "model": _absolute(model) if model and Path(model).exists() else model, "encoder": encoder, "encoder_options": _options(encoder_option),
         "max_seq_length": max_seq_length, "model_batch_size": batch_size, "threads": threads,
-        "cache": not no_cache, "plugins_dir": state.plugins_dir,
+        "cache": not no_cache, "plugins_dir": str(plugins_dir(state.plugins_dir).resolve()),
     }, where="eval options")
     prepared = evaluation.prepare(config)  # bad input fails here, before any row is written
     store = _store()
@@ -296,6 +304,9 @@ def datasets_list() -> None:
     for d in _store().datasets():
         table.add_row(str(d.id), d.name, d.version, d.kind, d.languages, d.source)
     _console().print(table)
+
+
+from xlbench.commands import training as _training_commands  # noqa: E402,F401  (registers run, sampler)
 
 
 def main() -> None:

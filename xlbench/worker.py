@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import subprocess
 import sys
 import threading
@@ -53,6 +54,9 @@ class StoreReporter(Reporter):
 
     def event(self, message: str, level: str = "info", **data) -> None:
         self.store.add_event(self.run_id, message, level, data.get("data"))
+
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
 
 
 class Heartbeat(threading.Thread):
@@ -119,6 +123,7 @@ def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Repor
 
     set_threads(threads)
     store.claim_run(run_id, env=environment(threads), git_commit=git_commit())
+    _sigterm_cancels()
     cancel = threading.Event()
     beat = Heartbeat(store, run_id, cancel)
     beat.start()
@@ -139,6 +144,17 @@ def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Repor
         _finish(store, run_id, "finished", None)
     finally:
         beat.stop()
+
+
+def _sigterm_cancels() -> None:
+    """SIGTERM (a queue shutting down, ``kill``) cancels like Ctrl-C instead of leaving a lost run."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _finish(store: Store, run_id: int, status: str, error: str | None, detail: str | None = None) -> None:

@@ -29,7 +29,6 @@ from xlbench.core.settings import PAYLOAD_FORMAT, Cell, LareqaRanks, lareqa_repo
 
 MIRACL_PAYLOAD_FORMAT = "miracl-hits-v1"
 MIRACL_DEPTH = 100
-_TIE_MARGIN = 32
 
 
 @dataclass
@@ -96,8 +95,10 @@ def trec_order(scores: np.ndarray, docids: list[str]) -> list[int]:
     return order
 
 
-def evaluate_miracl(ds: MiraclSet, encoder: Encoder, *, cache=None, reporter: Reporter, batch_size: int = 256,
-                    threads: int = 1) -> DatasetResult:
+def evaluate_miracl(ds: MiraclSet, encoder: Encoder, *, cache=None, reporter: Reporter | None = None,
+                    batch_size: int = 256, threads: int = 1, search_chunk: int = 65536) -> DatasetResult:
+    """Per language: stream the corpus (encoded in chunks, searched ``search_chunk`` vectors at a time)."""
+    reporter = reporter or Reporter()
     t0 = time.perf_counter()
     stats = EncodeStats()
     cells: list[Cell] = []
@@ -106,15 +107,19 @@ def evaluate_miracl(ds: MiraclSet, encoder: Encoder, *, cache=None, reporter: Re
         part = ds.per_lang[lang]
         q = _encode(encoder, part.query_text, "query", f"miracl {lang}: encode queries", cache=cache,
                     reporter=reporter, batch_size=batch_size, stats=stats)
-        top = TopK(q, MIRACL_DEPTH + _TIE_MARGIN, threads=threads)
+        top = TopK(q, MIRACL_DEPTH, threads=threads)
         docids: list[str] = []
+        pending: list[np.ndarray] = []
         reporter.phase(f"miracl {lang}: encode and search corpus", None)
-        for ids, texts in part.iter_corpus():
-            emb = encode_texts(encoder, texts, "passage", cache=cache, batch_size=batch_size, stats=stats)
-            top.add(emb)
+        for ids, texts in part.iter_corpus(chunk=min(4096, search_chunk)):
+            pending.append(encode_texts(encoder, texts, "passage", cache=cache, batch_size=batch_size, stats=stats))
             docids.extend(ids)
+            if sum(len(p) for p in pending) >= search_chunk:
+                top.add(np.concatenate(pending))
+                pending = []
             reporter.advance(len(docids), None)
-        scores, idx = top.result()
+        if pending:
+            top.add(np.concatenate(pending))
         row_of = {qid: i for i, qid in enumerate(part.query_ids)}
         ndcg, recall = [], []
         missing = 0
@@ -122,9 +127,9 @@ def evaluate_miracl(ds: MiraclSet, encoder: Encoder, *, cache=None, reporter: Re
             positives = [g for g in judged.values() if g > 0]
             hits: list[list[int]] = []
             if qid in row_of:
-                r = row_of[qid]
-                ranked_ids = [docids[i] for i in idx[r]]
-                order = trec_order(scores[r], ranked_ids)[:MIRACL_DEPTH]
+                scores, idx = top.candidates(row_of[qid])
+                ranked_ids = [docids[i] for i in idx]
+                order = trec_order(scores, ranked_ids)[:MIRACL_DEPTH]
                 gains = [judged.get(ranked_ids[i], 0) for i in order]
                 hits = [[rank + 1, judged[ranked_ids[i]]] for rank, i in enumerate(order) if ranked_ids[i] in judged]
             else:

@@ -20,6 +20,10 @@ class Reporter:
     def event(self, message: str, level: str = "info", **data) -> None:
         """Something a person reading the run's log should know."""
 
+    def cancelled(self) -> bool:
+        """Whether someone asked the work to stop (polled where raising is not an option)."""
+        return False
+
 
 class FanOut(Reporter):
     """Forward every call to several reporters, in order."""
@@ -38,3 +42,6 @@ class FanOut(Reporter):
     def event(self, message: str, level: str = "info", **data) -> None:
         for r in self.reporters:
             r.event(message, level, **data)
+
+    def cancelled(self) -> bool:
+        return any(r.cancelled() for r in self.reporters)

@@ -9,7 +9,7 @@ from xlbench.core.progress import Reporter
 from xlbench.errors import StoreError
 
 
-def job_for(store, run) -> Callable[[Reporter], None]:
+def job_for(store, run, *, resume: bool = False) -> Callable[[Reporter], None]:
     """The job for a stored run; its config is validated and its data loaded inside the job, so a
     failure there is recorded on the run."""
     if run.kind == "eval":
@@ -21,4 +21,13 @@ def job_for(store, run) -> Callable[[Reporter], None]:
             evaluation.run(store, run.id, evaluation.prepare(config), reporter)
 
         return job
+    if run.kind == "train":
+        from xlbench.config import RunConfig, parse_config
+        from xlbench.jobs import training
+
+        def train_job(reporter: Reporter) -> None:
+            config = parse_config(RunConfig, json.loads(run.config_json), where=f"run {run.id} config")
+            training.run(store, run.id, training.prepare(config), reporter, resume=resume)
+
+        return train_job
     raise StoreError(f"run {run.id} has kind {run.kind!r}, which this xlbench cannot execute")

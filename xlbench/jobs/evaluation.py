@@ -42,6 +42,8 @@ def prepare(config: EvalConfig, registry: Registry | None = None) -> Prepared:
 def load_dataset(registry: Registry, ref, config: EvalConfig):
     plugin = registry.load("dataset", ref.name)()
     options = {"candidate_text": config.candidate_text}
+    if config.articles:
+        options["articles"] = config.articles
     data_dir = Path(config.data_dir) if config.data_dir else None
     return plugin.load(ref.path, data_dir=data_dir, languages=config.languages, options=options)
 
@@ -76,8 +78,10 @@ def run_name(config: EvalConfig) -> str:
     return f"eval {model_name(config)} on {sets}"
 
 
-def run(store, run_id: int, prepared: Prepared, reporter: Reporter) -> None:
-    """Evaluate and store each dataset (its metrics and per-query ranks in one transaction)."""
+def run(store, run_id: int, prepared: Prepared, reporter: Reporter, *, register_as: str | None = None) -> None:
+    """Evaluate and store each dataset (its metrics and per-query ranks in one transaction).
+
+    The model is registered under ``register_as`` (default: its spec, e.g. the hub id)."""
     from xlbench.core.encoders.base import describe, fingerprint
     from xlbench.core.encoders.cache import EmbeddingCache
     from xlbench.core.evaluate import evaluate
@@ -88,9 +92,10 @@ def run(store, run_id: int, prepared: Prepared, reporter: Reporter) -> None:
     encoder = make_encoder(prepared)
     reporter.phase("loading the encoder", None)
     info = describe(encoder)
-    model = store.ensure_model(model_name(config), encoder=type(encoder).name, source=model_name(config),
+    model = store.ensure_model(register_as or model_name(config), encoder=type(encoder).name, source=model_name(config),
                                label=info.get("label", model_name(config)), info=info)
     store.update_env(run_id, model=info, model_id=model.id)
+    store.set_model(run_id, model.id)
     reporter.event(f"encoder: {info.get('label', model_name(config))}")
     key = fingerprint(encoder) if config.cache else None
     cache = EmbeddingCache(cache_dir("embeddings"), key) if key else None

@@ -19,11 +19,20 @@ from xlbench.errors import StoreError
 SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=5000", "synchronous=NORMAL", "foreign_keys=ON")
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    # pysqlite's own transaction handling skips BEGIN before DDL, so a failed migration would
+    # leave half its tables behind; hand BEGIN to SQLAlchemy instead (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     for pragma in SQLITE_PRAGMAS:
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # IMMEDIATE takes the write lock up front: two processes migrating at once then queue
+    # instead of both creating the same table.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("begin_immediate") else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -35,7 +44,8 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     try:
         return create_engine(url, pool_pre_ping=True)
@@ -71,16 +81,36 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (a no-op when it is already there)."""
+    """Bring the schema to the newest revision, atomically (a no-op when it is already there).
+
+    On SQLite the upgrade runs in one ``BEGIN IMMEDIATE`` transaction with foreign keys off (a
+    batch "move and copy" of a referenced table would otherwise trip them) and checked after.
+    """
     from alembic import command
 
+    head = head_revision()
     try:
-        if current_revision(engine) == head_revision():
+        if current_revision(engine) == head:
             return
-        cfg = _alembic_config(engine)
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        sqlite = engine.dialect.name == "sqlite"
+        with engine.connect() as conn:
+            if sqlite:  # a pragma outside any transaction, on the driver connection itself
+                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+                conn.info["begin_immediate"] = True
+            try:
+                with conn.begin():
+                    from alembic.runtime.migration import MigrationContext
+
+                    if MigrationContext.configure(conn).get_current_revision() != head:
+                        cfg = _alembic_config(engine)
+                        cfg.attributes["connection"] = conn
+                        command.upgrade(cfg, "head")
+                    if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                        raise StoreError("the migration left rows that break a foreign key; nothing was changed")
+            finally:
+                if sqlite:
+                    conn.info.pop("begin_immediate", None)
+                    conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
     except StoreError:
         raise
     except Exception as exc:

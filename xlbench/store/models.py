@@ -68,6 +68,7 @@ class Run(SQLModel, table=True):
     xlbench_version: str = ""
     git_commit: str | None = None
     env_json: str = "{}"  # python, torch, device, threads, model description
+    parent_id: int | None = Field(default=None, foreign_key="runs.id", index=True)  # e.g. a train run's "before" eval
 
 
 class RunEvent(SQLModel, table=True):
@@ -118,6 +119,23 @@ class QueryResult(SQLModel, table=True):
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     info_json: str = "{}"
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class TrainPoint(SQLModel, table=True):
+    """One logged training step (``split = "train"``) or validation (``split = "val"``)."""
+
+    __tablename__ = "train_points"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    step: int
+    split: str = "train"
+    loss: float
+    lr: float | None = None
+    grad_norm: float | None = None
+    samples_per_s: float | None = None
+    info: str = ""
+    ts: datetime = Field(default_factory=utcnow)
 
 
 class Checkpoint(SQLModel, table=True):

@@ -18,7 +18,8 @@ from sqlmodel import select
 from xlbench.errors import StoreError
 from xlbench.paths import db_url
 from xlbench.store.database import open_engine, session
-from xlbench.store.models import ACTIVE_STATUSES, Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent, utcnow
+from xlbench.store.models import (ACTIVE_STATUSES, Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent,
+                                  TrainPoint, utcnow)
 
 HEARTBEAT_SECONDS = 2.0
 LOST_AFTER_SECONDS = 15.0
@@ -83,11 +84,12 @@ class Store:
 
     # --- runs ---------------------------------------------------------------------------
 
-    def create_run(self, *, kind: str, name: str, config: dict, model_id: int | None = None) -> Run:
+    def create_run(self, *, kind: str, name: str, config: dict, model_id: int | None = None,
+                   parent_id: int | None = None) -> Run:
         from xlbench import __version__
 
         run = Run(kind=kind, name=name, config_json=json.dumps(config, sort_keys=True), model_id=model_id,
-                  xlbench_version=__version__)
+                  xlbench_version=__version__, parent_id=parent_id)
         with session(self.engine) as s:
             s.add(run)
             s.commit()
@@ -126,6 +128,30 @@ class Store:
             s.commit()
             s.refresh(run)
             return run
+
+    def requeue(self, run_id: int) -> Run:
+        """Put a cancelled, failed or lost run back in the queue so a worker can resume it."""
+        with session(self.engine) as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in {self.url}")
+            if run.status not in ("cancelled", "failed", "lost"):
+                raise StoreError(f"run {run_id} is {run.status}; only a cancelled, failed or lost run can be resumed")
+            run.status, run.cancel_requested, run.error, run.finished_at = "queued", False, None, None
+            s.add(RunEvent(run_id=run_id, message="queued again to resume"))
+            s.commit()
+            s.refresh(run)
+            return run
+
+    def children(self, run_id: int) -> list[Run]:
+        with session(self.engine) as s:
+            return list(s.exec(select(Run).where(Run.parent_id == run_id).order_by(Run.id)))
+
+    def set_model(self, run_id: int, model_id: int) -> None:
+        with session(self.engine) as s:
+            run = s.get(Run, run_id)
+            run.model_id = model_id
+            s.commit()
 
     def update_env(self, run_id: int, **extra) -> None:
         with session(self.engine) as s:
@@ -223,6 +249,31 @@ class Store:
     def query_results(self, run_id: int) -> list[QueryResult]:
         with session(self.engine) as s:
             return list(s.exec(select(QueryResult).where(QueryResult.run_id == run_id).order_by(QueryResult.id)))
+
+    def add_train_points(self, run_id: int, points: list[dict]) -> None:
+        if not points:
+            return
+        with session(self.engine) as s:
+            s.add_all([TrainPoint(run_id=run_id, **p) for p in points])
+            s.commit()
+
+    def train_points(self, run_id: int, *, after_id: int = 0, split: str | None = None) -> list[TrainPoint]:
+        with session(self.engine) as s:
+            q = select(TrainPoint).where(TrainPoint.run_id == run_id, TrainPoint.id > after_id)
+            if split:
+                q = q.where(TrainPoint.split == split)
+            return list(s.exec(q.order_by(TrainPoint.id)))
+
+    def delete_train_points_after(self, run_id: int, step: int) -> None:
+        """Forget steps logged after a checkpoint (they will be redone when the run resumes)."""
+        with session(self.engine) as s:
+            s.exec(delete(TrainPoint).where(TrainPoint.run_id == run_id, TrainPoint.step > step))
+            s.commit()
+
+    def last_checkpoint(self, run_id: int) -> Checkpoint | None:
+        with session(self.engine) as s:
+            q = select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.step.desc())
+            return s.exec(q).first()
 
     def add_checkpoint(self, run_id: int, step: int, path: str, info: dict | None = None) -> None:
         with session(self.engine) as s:

@@ -99,15 +99,31 @@ def _read_json(path: Path, raw: bytes):
         raise _fail(path, f"line {exc.lineno} column {exc.colno}", f"invalid JSON ({exc.msg})") from None
 
 
-def parse_language_file(path: Path, lang: str, raw: bytes) -> LanguageFile:
-    """Validate one LAReQA JSON file and extract its candidates and questions."""
+def parse_slice(text: str | None) -> slice | None:
+    """``"a:b"`` (either end optional) as a slice; None keeps everything."""
+    if not text:
+        return None
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return slice(*(int(p) if p.strip() else None for p in parts))
+    except ValueError:
+        raise ConfigError(f"bad article range {text!r}: write START:END, e.g. 0:36") from None
+
+
+def parse_language_file(path: Path, lang: str, raw: bytes, articles: slice | None = None) -> LanguageFile:
+    """Validate one LAReQA JSON file and extract its candidates and questions (of ``articles`` only)."""
     doc = _read_json(path, raw)
     _expect(doc, dict, path, "top level", "an object")
-    articles = _expect(doc.get("data"), list, path, "data", "a list of articles")
+    all_articles = _expect(doc.get("data"), list, path, "data", "a list of articles")
+    keep = set(range(len(all_articles))[articles]) if articles is not None else None
     out = LanguageFile(lang)
     seen_ids: set[str] = set()
     para_counter = 0
-    for ai, article in enumerate(articles):
+    for ai, article in enumerate(all_articles):
+        if keep is not None and ai not in keep:
+            continue
         a_place = f"data[{ai}]"
         _expect(article, dict, path, a_place, "an object")
         paragraphs = _expect(article.get("paragraphs"), list, path, f"{a_place}.paragraphs", "a list")
@@ -203,8 +219,10 @@ def load_lareqa(
     languages: list[str] | None = None,
     candidate_text: str = "sentence+context",
     source: str | None = None,
+    articles: str | None = None,
 ) -> LareqaSet:
-    """Load a LAReQA folder into a :class:`LareqaSet`, restricted to ``languages`` if given."""
+    """Load a LAReQA folder into a :class:`LareqaSet`, restricted to ``languages`` (and to the
+    ``articles`` range, e.g. ``"36:48"``, for disjoint train/test splits) if given."""
     if candidate_text not in CANDIDATE_TEXT_MODES:
         raise ConfigError(f"unknown candidate text {candidate_text!r}; choose one of {', '.join(CANDIDATE_TEXT_MODES)}")
     files = read_language_files(folder)
@@ -213,12 +231,13 @@ def load_lareqa(
         if missing:
             raise ConfigError(f"{name} has no language {', '.join(missing)}; it has {', '.join(sorted(files))}")
         files = {lang: files[lang] for lang in languages}
-    digest = hashlib.sha256()
+    digest = hashlib.sha256((articles or "").encode())
+    article_slice = parse_slice(articles)
     parsed: list[LanguageFile] = []
     for lang, path in sorted(files.items()):
         raw = _file_bytes(path)
         digest.update(lang.encode() + b"\0" + hashlib.sha256(raw).digest())
-        parsed.append(parse_language_file(path, lang, raw))
+        parsed.append(parse_language_file(path, lang, raw, article_slice))
     return _assemble(name, digest.hexdigest()[:16], source or str(folder), parsed, candidate_text)
 
 

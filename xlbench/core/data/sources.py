@@ -52,14 +52,29 @@ def _options(options: dict | None) -> dict:
     return dict(options or {})
 
 
+BUNDLED_SOURCE = "bundled with xlbench (LAReQA commit 9bc8c7f, CC BY-SA 4.0)"
+
+
+def lareqa_folder(name: str, path: str | None, data_dir: Path | None) -> tuple[Path, str]:
+    """Where the XQuAD-R or MLQA-R files are: the given path, ``DATA_DIR/<name>``, then the bundled
+    copy (XQuAD-R) or a verified one-time download (MLQA-R). Returns the folder and a description."""
+    folder = Path(path) if path else _from_data_dir(data_dir, name)
+    if folder is not None:
+        return folder, str(folder)
+    if name == "xquad-r":
+        return bundled_xquad_r(), BUNDLED_SOURCE
+    from xlbench.paths import cache_dir
+
+    folder = download_mlqa_r(cache_dir("downloads", "mlqa-r"))
+    return folder, f"{folder} (downloaded from LAReQA commit {MLQA_R_COMMIT[:7]}, sha256-checked)"
+
+
 class XquadR:
     kind = "dataset"
     name = "xquad-r"
 
     def load(self, path: str | None = None, *, data_dir: Path | None = None, languages=None, options=None) -> LareqaSet:
-        folder = Path(path) if path else _from_data_dir(data_dir, "xquad-r")
-        source = str(folder) if folder else "bundled with xlbench (LAReQA commit 9bc8c7f, CC BY-SA 4.0)"
-        folder = folder or bundled_xquad_r()
+        folder, source = lareqa_folder(self.name, path, data_dir)
         return load_lareqa(self.name, folder, languages=languages, source=source, **_options(options))
 
 
@@ -68,12 +83,8 @@ class MlqaR:
     name = "mlqa-r"
 
     def load(self, path: str | None = None, *, data_dir: Path | None = None, languages=None, options=None) -> LareqaSet:
-        folder = Path(path) if path else _from_data_dir(data_dir, "mlqa-r")
-        if folder is None:
-            from xlbench.paths import cache_dir
-
-            folder = download_mlqa_r(cache_dir("downloads", "mlqa-r"))
-        return load_lareqa(self.name, folder, languages=languages, **_options(options))
+        folder, source = lareqa_folder(self.name, path, data_dir)
+        return load_lareqa(self.name, folder, languages=languages, source=source, **_options(options))
 
 
 class Lareqa:
@@ -94,6 +105,7 @@ class Miracl:
         opts = _options(options)
         split = opts.pop("split", "dev")
         opts.pop("candidate_text", None)  # a passage is always title + text
+        opts.pop("articles", None)
         folder = Path(path) if path else _from_data_dir(data_dir, "miracl")
         if folder is None:
             if not languages:

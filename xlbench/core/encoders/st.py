@@ -116,6 +116,12 @@ class SentenceTransformerEncoder:
         )
         return np.asarray(out, dtype=np.float32)
 
+    def trainable(self):
+        """The model and prompts for fine-tuning (see :mod:`xlbench.core.encoders.trainable`)."""
+        from xlbench.core.encoders.trainable import SentenceTransformerTrainable
+
+        return SentenceTransformerTrainable(self.model, {"query": self._prompt("query"), "passage": self._prompt("passage")})
+
     def fingerprint(self) -> str:
         model = self.model
         target = self._info.get("path")

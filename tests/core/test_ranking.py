@@ -1,0 +1,79 @@
+"""rank_relevant against a brute-force stable ranking, ties and chunk boundaries included."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xlbench.core.ranking import rank_relevant
+
+
+def brute_force(q, c, offsets, relevant):
+    n_q, n_l = relevant.shape
+    block = np.zeros((n_q, n_l), dtype=np.int64)
+    pool = np.zeros((n_q, n_l), dtype=np.int64)
+    for i in range(n_q):
+        scores = (q[i : i + 1] @ c.T)[0]  # same float32 product as the engine
+        order = np.argsort(-scores, kind="stable")
+        pool_pos = np.empty(len(order), dtype=np.int64)
+        pool_pos[order] = np.arange(1, len(order) + 1)
+        for lang in range(n_l):
+            d = relevant[i, lang]
+            if d < 0:
+                continue
+            lo, hi = offsets[lang], offsets[lang + 1]
+            sub = scores[lo:hi]
+            sub_order = np.argsort(-sub, kind="stable")
+            pos = np.empty(len(sub_order), dtype=np.int64)
+            pos[sub_order] = np.arange(1, len(sub_order) + 1)
+            block[i, lang] = pos[d - lo]
+            pool[i, lang] = pool_pos[d]
+    return block, pool
+
+
+@st.composite
+def pools(draw):
+    n_l = draw(st.integers(1, 4))
+    sizes = draw(st.lists(st.integers(1, 9), min_size=n_l, max_size=n_l))
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    n_c = int(offsets[-1])
+    n_q = draw(st.integers(1, 12))
+    dim = draw(st.integers(1, 4))
+    # small integer vectors: many exact ties, which is where ranking code goes wrong
+    c = np.array(draw(st.lists(st.integers(-2, 2), min_size=n_c * dim, max_size=n_c * dim)),
+                 dtype=np.float32).reshape(-1, dim)
+    q = np.array(draw(st.lists(st.integers(-2, 2), min_size=n_q * dim, max_size=n_q * dim)),
+                 dtype=np.float32).reshape(-1, dim)
+    relevant = np.full((n_q, n_l), -1, dtype=np.int64)
+    for i in range(n_q):
+        for lang in range(n_l):
+            if draw(st.booleans()):
+                relevant[i, lang] = draw(st.integers(int(offsets[lang]), int(offsets[lang + 1]) - 1))
+    return q, c, offsets, relevant
+
+
+@settings(max_examples=200, deadline=None)
+@given(pools(), st.sampled_from([64, 500, 10**9]))
+def test_matches_brute_force_with_ties(case, budget):
+    q, c, offsets, relevant = case
+    block, pool = rank_relevant(q, c, offsets, relevant, budget_bytes=budget)
+    ref_block, ref_pool = brute_force(q, c, offsets, relevant)
+    np.testing.assert_array_equal(block, ref_block)
+    np.testing.assert_array_equal(pool, ref_pool)
+
+
+def test_random_float_pool_in_many_chunks():
+    rng = np.random.default_rng(0)
+    offsets = np.array([0, 300, 520, 900])
+    c = rng.standard_normal((900, 16)).astype(np.float32)
+    q = rng.standard_normal((257, 16)).astype(np.float32)
+    relevant = np.stack([rng.integers(offsets[i], offsets[i + 1], size=257) for i in range(3)], axis=1)
+    relevant[::7, 1] = -1
+    calls = []
+    block, pool = rank_relevant(q, c, offsets, relevant, budget_bytes=900 * 9 * 10,
+                                on_chunk=lambda d, t: calls.append((d, t)))
+    ref_block, ref_pool = brute_force(q, c, offsets, relevant)
+    np.testing.assert_array_equal(block, ref_block)
+    np.testing.assert_array_equal(pool, ref_pool)
+    assert calls[-1] == (257, 257) and len(calls) == 26  # 10 rows per chunk

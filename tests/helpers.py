@@ -1,0 +1,84 @@
+"""Helpers for tests that drive xlbench as a person would: subprocesses, plugin files, polling."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+SLOW_ENCODER = '''
+import hashlib, time
+import numpy as np
+
+class SlowEncoder:
+    """Deterministic and slow: sleeps `delay` seconds per text, so runs can be killed mid-way."""
+    kind = "encoder"
+    name = "slow"
+
+    def __init__(self, delay=0.01, dim=8):
+        self.delay, self.dim = float(delay), int(dim)
+
+    def encode(self, texts, *, role):
+        time.sleep(self.delay * len(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            d = hashlib.sha256((role + t).encode()).digest()
+            out[i] = np.frombuffer(d[: self.dim * 4], dtype=np.uint32) / 2**32 - 0.5
+        return out
+'''
+
+COUNTING_ENCODER = '''
+import json, os
+import numpy as np
+
+class CountingEncoder:
+    """Counts every text it is asked to encode (appends to $COUNT_FILE), with a fingerprint so
+    the embedding cache is used."""
+    kind = "encoder"
+    name = "counting"
+
+    def encode(self, texts, *, role):
+        with open(os.environ["COUNT_FILE"], "a") as fh:
+            for t in texts:
+                fh.write(json.dumps([role, t]) + "\\n")
+        out = np.zeros((len(texts), 4), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, 0] = len(t) % 7
+            out[i, 1] = (sum(map(ord, t)) % 101) / 100.0
+            out[i, 2] = 1.0 if role == "query" else 0.5
+            out[i, 3] = t.count(" ") % 5
+        return out
+
+    def fingerprint(self):
+        return "counting-v1"
+'''
+
+
+def write_plugin(folder: Path, filename: str, source: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def xlbench(*args: str, env: dict | None = None, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xlbench", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, **kw)
+
+
+def start_xlbench(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "xlbench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **(env or {})}, **kw)
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

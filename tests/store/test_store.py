@@ -1,0 +1,150 @@
+"""The store: migrations on an empty database, the model matches the migrations, run lifecycle."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import inspect
+
+from xlbench.store.database import current_revision, head_revision, make_engine, migrate
+from xlbench.store.store import Store
+
+
+def test_migrations_build_the_schema_on_an_empty_database(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    assert current_revision(engine) is None
+    migrate(engine)
+    assert current_revision(engine) == head_revision()
+    tables = set(inspect(engine).get_table_names())
+    assert {"models", "datasets", "runs", "run_events", "metrics", "query_results", "checkpoints"} <= tables
+    migrate(engine)  # idempotent
+
+
+def test_models_and_migrations_agree(tmp_path):
+    """Autogenerate against a migrated database must find nothing to do."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import xlbench.store.models  # noqa: F401
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'cmp.sqlite'}")
+    migrate(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == []
+
+
+def test_sqlite_pragmas_are_set(store):
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_default_database_lives_in_the_workspace(workspace):
+    s = Store()
+    assert s.url == f"sqlite:///{workspace / 'db' / 'xlbench.sqlite'}"
+    assert (workspace / "db" / "xlbench.sqlite").exists()
+
+
+def test_run_lifecycle_and_results(store):
+    from xlbench.core.settings import Cell
+    from xlbench.store.results import report_from_rows, result_rows
+
+    run = store.create_run(kind="eval", name="t", config={"a": 1})
+    assert run.status == "queued"
+    claimed = store.claim_run(run.id, env={"threads": 1}, git_commit=None)
+    assert claimed.status == "running" and claimed.pid == os.getpid()
+    with pytest.raises(Exception, match="not queued"):
+        store.claim_run(run.id, env={}, git_commit=None)
+
+    class Result:
+        dataset, version, payload_format, payload, info = "toy", "v1", "x", b"\x00\x01", {}
+        cells = [Cell("mono", "en", "en", 3, {"map": 0.5}), Cell("cross", "en", "de", 3, {"map": 0.25}),
+                 Cell("multi", "en", "all", 3, {"map": 0.1})]
+        summary = {"mono": {"map": 0.5, "n_cells": 1}, "multi": {"map": 0.1, "n_cells": 1, "map_micro": 0.1}}
+        bias = {"rank_distance": {"per_lang": {"en": 4.0}, "macro": 4.0}, "visibility": [{"lang": "de", "mean_rank": 2.0}]}
+
+    rows, payload = result_rows(run.id, Result)
+    store.save_results(run.id, rows, payload)
+    store.save_results(run.id, *result_rows(run.id, Result))  # replacing is idempotent
+    report = report_from_rows(store.metrics(run.id))[0]
+    assert {(c["setting"], c["corpus_lang"]) for c in report["cells"]} == {("mono", "en"), ("cross", "de"), ("multi", "all")}
+    assert report["summary"]["multi"]["map_micro"] == 0.1
+    assert report["bias"]["rank_distance"]["macro"] == 4.0 and report["bias"]["visibility"][0]["lang"] == "de"
+    assert store.query_results(run.id)[0].payload == b"\x00\x01"
+    store.finish_run(run.id, "finished")
+    assert store.get_run(run.id).status == "finished"
+
+
+def test_cancel_of_a_queued_run_is_immediate(store):
+    run = store.create_run(kind="eval", name="q", config={})
+    assert store.request_cancel(run.id).status == "cancelled"
+
+
+@pytest.mark.postgres
+def test_store_on_postgresql():
+    url = os.environ.get("XLBENCH_TEST_PG_URL")
+    if not url:
+        pytest.skip("XLBENCH_TEST_PG_URL not set (CI starts a PostgreSQL server and sets it)")
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"xlbench_test_{os.getpid()}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        db_url = url.rsplit("/", 1)[0] + f"/{name}"
+        s = Store(db_url)
+        run = s.create_run(kind="eval", name="pg", config={"x": [1, 2]})
+        s.claim_run(run.id, env={}, git_commit=None)
+        s.add_event(run.id, "hello")
+        assert s.heartbeat(run.id) is False
+        s.request_cancel(run.id)
+        assert s.heartbeat(run.id) is True
+        s.finish_run(run.id, "cancelled")
+        assert s.get_run(run.id).status == "cancelled" and s.events(run.id)[0].message == "hello"
+        s.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def _at_revision(path, revision: str):
+    from alembic import command
+
+    from xlbench.store.database import _alembic_config
+
+    engine = make_engine(f"sqlite:///{path}")
+    cfg = _alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return engine
+
+
+def test_upgrade_keeps_existing_rows_and_foreign_keys(tmp_path):
+    engine = _at_revision(tmp_path / "old.sqlite", "0001")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO runs (id, name, kind, status, config_json, created_at, phase, cancel_requested, "
+                             "xlbench_version, env_json) VALUES (1, 'r', 'eval', 'finished', '{}', '2026-01-01', '', 0, '0', '{}')")
+        conn.exec_driver_sql("INSERT INTO run_events (run_id, ts, level, message, data_json) VALUES (1, '2026-01-01', 'info', 'hi', '{}')")
+    migrate(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT message FROM run_events WHERE run_id = 1").scalar() == "hi"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_concurrent_first_opens_both_succeed(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'race.sqlite'}"
+    code = f"from xlbench.store.store import Store; Store({url!r}); print('ok')"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-400:] for o in outs]

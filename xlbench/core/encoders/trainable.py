@@ -1,0 +1,48 @@
+"""The trainable side of the encoder contract.
+
+An encoder that can be fine-tuned adds ``trainable() -> TrainableEncoder`` to the encoder contract
+(eval-only encoders simply lack it). The trainer needs only this:
+
+* ``module``: the ``torch.nn.Module`` whose parameters are optimised (and wrapped for DDP);
+* ``features(texts, role)``: tokenised inputs (CPU tensors), prompts applied as ``encode`` would;
+* ``embed(features, module=None)``: embeddings with gradients, exactly as ``encode`` computes them
+  (``module`` lets the trainer pass its DDP wrapper);
+* ``save(folder)``: a folder that the same encoder loads again (and ``describe()`` can label).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class TrainableEncoder(Protocol):
+    module: object
+
+    def features(self, texts: list[str], role: str) -> dict: ...
+
+    def embed(self, features: dict, module=None): ...
+
+    def save(self, folder: Path) -> None: ...
+
+
+class SentenceTransformerTrainable:
+    """Adapter over a loaded ``SentenceTransformer`` and the prompts its encoder uses."""
+
+    def __init__(self, model, prompts: dict[str, str | None]) -> None:
+        self.module = model
+        self.prompts = prompts
+
+    def features(self, texts: list[str], role: str) -> dict:
+        return self.module.preprocess(texts, prompt=self.prompts.get(role) or None)
+
+    def embed(self, features: dict, module=None):
+        import torch
+
+        device = next(self.module.parameters()).device
+        batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
+        return (module or self.module)(batch)["sentence_embedding"]
+
+    def save(self, folder: Path) -> None:
+        self.module.save(str(folder))

