@@ -96,3 +96,17 @@ def test_contract_violations_are_one_line_errors(tmp_path):
 
     with pytest.raises(PluginError, match=r"returned shape \(3, 3\) for 2 texts"):
         encode_texts(WrongShape(), ["a", "b"], "query")
+
+
+def test_builtin_encoder_vectors_do_not_depend_on_batch_company(tiny_model):
+    import numpy as np
+
+    from xlbench.core.data.sources import XquadR
+    from xlbench.core.encoders.st import SentenceTransformerEncoder
+
+    texts = XquadR().load(languages=["en", "de"]).query_text[:120]
+    enc = SentenceTransformerEncoder(str(tiny_model), batch_size=16)
+    whole = enc.encode(texts, role="query")
+    pieces = np.concatenate([enc.encode(texts[a : a + 7], role="query") for a in range(0, len(texts), 7)])
+    assert np.array_equal(whole, pieces)
+    assert np.allclose(np.linalg.norm(whole, axis=1), 1.0, atol=1e-5)

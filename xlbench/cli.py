@@ -306,6 +306,7 @@ def datasets_list() -> None:
     _console().print(table)
 
 
+from xlbench.commands import compare as _compare_commands  # noqa: E402,F401  (registers compare, export, import)
 from xlbench.commands import training as _training_commands  # noqa: E402,F401  (registers run, sampler)
 
 

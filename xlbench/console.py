@@ -166,3 +166,56 @@ def comparison_table(before: dict, after: dict, before_label: str, after_label: 
     if rd_b is not None and rd_a is not None:
         table.add_row("bias", "rank distance", _fmt(rd_b, 1), _fmt(rd_a, 1), f"{rd_a - rd_b:+.1f}")
     return table
+
+
+def _signed(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"[green]{v:+.3f}[/]" if v > 0 else f"[red]{v:+.3f}[/]" if v < 0 else f"{v:+.3f}"
+
+
+def print_comparison(console: Console, comparison) -> None:
+    """The compare table, config differences and Δ matrices, as Rich renderables."""
+    from xlbench.exports import row_label
+
+    table = Table(title="comparison (Δ to the first column; * p<.05 ** p<.01 *** p<.001, Holm-corrected paired tests)")
+    table.add_column("row")
+    for label in comparison.columns:
+        table.add_column(label, justify="right", overflow="fold")
+    for row in comparison.rows:
+        best = row.best()
+        cells = []
+        digits = 1 if row.metric in ("rank_distance", "max_at_r") else 3
+        for k, cell in enumerate(row.cells):
+            text = f"{cell.value:.{digits}f}" + (f"±{cell.std:.{digits}f}" if cell.std is not None else "")
+            if k == best:
+                text = f"[bold]{text}[/]"
+            if cell.delta is not None:
+                colour = "green" if (cell.delta > 0) != row.lower_is_better else "red"
+                text += f" [{colour}]{cell.delta:+.{digits}f}{cell.mark}[/]"
+                if cell.ci is not None:
+                    text += f"\n[dim][{cell.ci[0]:+.{digits}f}, {cell.ci[1]:+.{digits}f}][/]"
+            cells.append(text)
+        table.add_row(row_label(row), *cells)
+    console.print(table)
+    for note in comparison.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if comparison.config_diff:
+        diff = Table(title="config keys that differ")
+        diff.add_column("key")
+        for label in comparison.columns:
+            diff.add_column(label, overflow="fold")
+        for key, values in comparison.config_diff.items():
+            diff.add_row(key, *(str(v) for v in values))
+        console.print(diff)
+    for dataset, m in comparison.matrices.items():
+        for k, delta in enumerate(m["delta"], start=1):
+            grid = Table(title=f"{dataset}: Δ mAP of {comparison.columns[k]} vs {comparison.columns[0]} "
+                               "(rows: query language; columns: corpus language, all = multi)",
+                         box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+            grid.add_column("q\\c")
+            for col in m["columns"]:
+                grid.add_column(col, justify="right")
+            for lang, row in zip(m["languages"], delta):
+                grid.add_row(lang, *(_signed(v) for v in row))
+            console.print(grid)

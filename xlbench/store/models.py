@@ -69,6 +69,19 @@ class Run(SQLModel, table=True):
     git_commit: str | None = None
     env_json: str = "{}"  # python, torch, device, threads, model description
     parent_id: int | None = Field(default=None, foreign_key="runs.id", index=True)  # e.g. a train run's "before" eval
+    sweep_id: int | None = Field(default=None, foreign_key="sweeps.id", index=True)
+
+
+class Sweep(SQLModel, table=True):
+    """A grid of runs queued together (e.g. sampler.alpha × seeds) from one base config."""
+
+    __tablename__ = "sweeps"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = ""
+    base_config_json: str = "{}"
+    grid_json: str = "{}"  # {"sampler.alpha": [0, 0.5, 1], "train.seed": [1, 2]}
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class RunEvent(SQLModel, table=True):

@@ -286,3 +286,33 @@ class Store:
 
     def active_runs(self) -> list[Run]:
         return self.list_runs(statuses=ACTIVE_STATUSES)
+
+    # --- comparison, export, import ------------------------------------------------------
+
+    def run_inputs(self, run_ids: list[int]):
+        """What :func:`xlbench.core.compare.compare_runs` needs for each run, in the given order."""
+        from xlbench.core.compare import RunInput
+
+        out = []
+        for run_id in run_ids:
+            run = self.get_run(run_id)
+            results = {qr.dataset: (qr.format, qr.payload) for qr in self.query_results(run_id)}
+            versions = {qr.dataset: qr.dataset_version for qr in self.query_results(run_id)}
+            out.append(RunInput(run.id, run.name, json.loads(run.config_json or "{}"), results, versions))
+        return out
+
+    def find_runs(self, refs: list[str]) -> list[int]:
+        """Run ids for ids or names (a name must be unambiguous)."""
+        ids = []
+        with session(self.engine) as s:
+            for ref in refs:
+                if ref.isdigit():
+                    if s.get(Run, int(ref)) is None:
+                        raise StoreError(f"no run {ref} in {self.url}")
+                    ids.append(int(ref))
+                    continue
+                hits = list(s.exec(select(Run.id).where(Run.name == ref)))
+                if len(hits) != 1:
+                    raise StoreError(f"run name {ref!r} matches {len(hits)} runs; use an id")
+                ids.append(hits[0])
+        return ids

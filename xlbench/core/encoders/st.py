@@ -66,8 +66,10 @@ class SentenceTransformerEncoder:
         max_seq_length: int | None = None,
         query_prompt: str | None = None,
         passage_prompt: str | None = None,
+        exact_length_batches: bool | None = None,
     ) -> None:
         self.model_spec = model
+        self.exact_length_batches = exact_length_batches  # None: on for CPU, off for CUDA
         self.device = device
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
@@ -110,11 +112,32 @@ class SentenceTransformerEncoder:
         return None
 
     def encode(self, texts: list[str], *, role: str) -> np.ndarray:
-        out = self.model.encode(
-            texts, prompt=self._prompt(role) or "", batch_size=self.batch_size,
-            convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
-        )
-        return np.asarray(out, dtype=np.float32)
+        """L2-normalised float32 vectors.
+
+        On CPU, texts are batched only with texts of the same token length, so nothing is padded
+        and each vector is bitwise independent of the texts it happened to be batched with (the
+        cache, a per-pair evaluation and a resumed run all see identical vectors). On CUDA, where
+        large mixed batches matter more and kernels are not bitwise stable anyway, batching is
+        the usual length-sorted kind unless ``exact_length_batches=True``."""
+        prompt = self._prompt(role) or ""
+        model = self.model
+        if not texts:
+            return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
+        exact = self.exact_length_batches
+        if exact is None:
+            exact = model.device.type == "cpu"
+        if not exact:
+            return np.asarray(model.encode(texts, prompt=prompt, batch_size=self.batch_size, convert_to_numpy=True,
+                                           normalize_embeddings=True, show_progress_bar=False), dtype=np.float32)
+        lengths = model.preprocess(texts, prompt=prompt or None)["attention_mask"].sum(dim=1).numpy()
+        out = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
+        for length in np.unique(lengths):
+            idx = np.nonzero(lengths == length)[0]
+            out[idx] = model.encode(
+                [texts[i] for i in idx], prompt=prompt, batch_size=self.batch_size,
+                convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
+            )
+        return out
 
     def trainable(self):
         """The model and prompts for fine-tuning (see :mod:`xlbench.core.encoders.trainable`)."""

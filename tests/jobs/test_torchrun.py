@@ -1,0 +1,61 @@
+"""Training under torchrun (2 CPU processes, gloo): one run row, rank 0 alone writes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xlbench.store.store import Store
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_single_run_row(tiny_model, tmp_path):
+    exp = tmp_path / "ddp.toml"
+    exp.write_text(f'''
+name = "ddp"
+threads = 1
+[model]
+model = "{tiny_model}"
+max_seq_length = 48
+[data]
+kind = "xquad-r"
+articles = "0:36"
+languages = ["de", "en", "es"]
+[train]
+batch_size = 16
+max_steps = 40
+lr = 1e-3
+val_every = 20
+checkpoint_every = 20
+[sampler]
+name = "hybrid"
+[eval]
+articles = "36:48"
+languages = ["de", "en", "es"]
+candidate_text = "sentence"
+''')
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(free_port()), "-m", "xlbench", "run", "--headless", "--config", str(exp)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    store = Store()
+    runs = store.list_runs()
+    assert len(runs) == 1 and runs[0].status == "finished" and runs[0].kind == "train"
+    points = store.train_points(runs[0].id, split="train")
+    assert [p.step for p in points] == list(range(1, 41))  # written once per step, by rank 0 only
+    assert len(store.train_points(runs[0].id, split="val")) == 2
+    assert [c.step for c in [store.last_checkpoint(runs[0].id)]] == [40]
+    losses = [p.loss for p in points]
+    assert np.mean(losses[-10:]) < np.mean(losses[:10])
+    assert store.metrics(runs[0].id)

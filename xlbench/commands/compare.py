@@ -1,0 +1,138 @@
+"""``xlbench compare``, ``xlbench export`` and ``xlbench import``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from xlbench.cli import _console, _store, app
+from xlbench.errors import ConfigError
+
+FORMATS = ("table", "md", "latex", "csv", "json")
+
+
+def select_runs(store, refs: list[str], last: int | None, where: list[str]) -> list[int]:
+    """Run ids from explicit refs, or the newest ``last`` finished runs matching every ``where``."""
+    from xlbench.core.compare import _flatten
+
+    if refs:
+        ids = store.find_runs(refs)
+    else:
+        candidates = store.list_runs(statuses=["finished"])
+        ids = []
+        for run in candidates:
+            flat = _flatten(json.loads(run.config_json or "{}"))
+            if all(_matches(flat, cond) for cond in where):
+                ids.append(run.id)
+        ids = sorted(ids[:last] if last else ids)
+    if not ids:
+        raise ConfigError("no runs selected: name them, or use --last N / --where KEY=VALUE")
+    return ids
+
+
+def _matches(flat: dict, cond: str) -> bool:
+    key, sep, value = cond.partition("=")
+    if not sep:
+        raise ConfigError(f"bad --where {cond!r}: write KEY=VALUE, e.g. sampler=hybrid or sampler.alpha=0.5")
+    actual = flat.get(key, flat.get(f"{key}.name"))
+    return str(actual).lower() == value.lower() or (actual is not None and _number_equal(actual, value))
+
+
+def _number_equal(actual, value: str) -> bool:
+    try:
+        return float(actual) == float(value)
+    except (TypeError, ValueError):
+        return False
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[Optional[list[str]], typer.Argument(help="Run ids or names; the first is the reference.")] = None,
+    last: Annotated[Optional[int], typer.Option("--last", help="The newest N finished runs (oldest first).")] = None,
+    where: Annotated[Optional[list[str]], typer.Option("--where", help="Only runs whose config matches KEY=VALUE (repeatable).")] = None,
+    group_by: Annotated[Optional[str], typer.Option("--group-by", help="Pool runs differing only in seed by this key, e.g. sampler.alpha.")] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table, md, latex, csv or json.")] = "table",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the export here instead of the terminal.")] = None,
+    matrix_csv: Annotated[Optional[Path], typer.Option("--matrix-csv", help="Also write every (query, corpus language) Δ mAP cell as CSV.")] = None,
+    permutations: Annotated[int, typer.Option("--permutations", help="Random sign flips per test (and bootstrap resamples).")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the permutation and bootstrap draws.")] = 0,
+) -> None:
+    """Compare runs side by side: Δ to the first run with paired significance tests (Holm-corrected),
+    config differences, and the per-language Δ mAP matrix.
+
+    Examples:
+
+      xlbench compare 4 5 6
+
+      xlbench compare --last 6 --group-by sampler.alpha
+
+      xlbench compare 4 5 6 --format md --output docs/results.md
+    """
+    from xlbench.core.compare import compare_runs, group_runs
+    from xlbench.exports import RENDERERS, matrix_csv as render_matrix
+
+    if output_format not in FORMATS:
+        raise ConfigError(f"unknown format {output_format!r}; choose one of {', '.join(FORMATS)}")
+    if permutations < 1000:
+        raise ConfigError("use at least 1,000 permutations (10,000 is the default)")
+    store = _store()
+    ids = select_runs(store, runs or [], last, where or [])
+    inputs = store.run_inputs(ids)
+    empty = [r.run_id for r in inputs if not r.results]
+    if empty:
+        raise ConfigError(f"run(s) {', '.join(map(str, empty))} have no stored results to compare")
+    groups = labels = None
+    if group_by:
+        groups = group_runs([r.config for r in inputs], group_by)
+        from xlbench.core.compare import _flatten
+
+        labels = [f"{group_by}={_flatten(inputs[g[0]].config).get(group_by)} (n={len(g)}: runs {','.join(str(inputs[i].run_id) for i in g)})"
+                  for g in groups]
+    comparison = compare_runs(inputs, groups=groups, labels=labels, permutations=permutations, seed=seed)
+    if matrix_csv:
+        matrix_csv.write_text(render_matrix(comparison))
+    if output_format == "table":
+        from xlbench.console import print_comparison
+
+        print_comparison(_console(), comparison)
+        return
+    text = RENDERERS[output_format](comparison)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        _console(stderr=True).print(f"wrote {output}")
+    else:
+        print(text, end="")
+
+
+@app.command("export")
+def export_cmd(
+    runs: Annotated[list[str], typer.Argument(help="Run ids or names.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSON file to write (one run: an object; several: a list).")],
+) -> None:
+    """Export runs' full records (config, environment, metrics, per-query ranks, events, loss
+    points) to one JSON file that `xlbench import` reads into any other database."""
+    from xlbench.store.transfer import export_run
+
+    store = _store()
+    docs = [export_run(store, i) for i in store.find_runs(runs)]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(docs[0] if len(docs) == 1 else docs))
+    _console().print(f"exported {len(docs)} run(s) to {output}")
+
+
+@app.command("import")
+def import_cmd(files: Annotated[list[Path], typer.Argument(help="Files written by `xlbench export`.")]) -> None:
+    """Import exported runs into this database (ids kept where free)."""
+    from xlbench.store.transfer import import_run, read_document
+
+    store = _store()
+    console = _console()
+    for path in files:
+        for doc in read_document(path):
+            new_id, kept = import_run(store, doc, where=str(path))
+            note = "" if kept else f" (its id {doc['run'].get('id')} was taken)"
+            console.print(f"imported run {doc['run'].get('name', '')!r} as run {new_id}{note}")
