@@ -70,3 +70,9 @@ def test_example_sampler_plugin_is_loaded_from_the_folder():
     assert res.returncode == 0, res.stderr
     directions = [{(q, p) for _, q, p in b} for b in json.loads(res.stdout)["batches"]]
     assert all(len(d) == 1 for d in directions) and len({next(iter(d)) for d in directions}) == 6
+
+
+def test_sampler_flag_replaces_the_preset_sampler_and_its_options():
+    res = xlbench("run", "--headless", "--preset", "offline", "--sampler", "monolingual", "--show-config")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["sampler"] == {"name": "monolingual"}

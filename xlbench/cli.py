@@ -22,7 +22,7 @@ app = typer.Typer(
         "multilingual settings (XQuAD-R, MLQA-R, MIRACL). Runs, metrics and per-query ranks are stored "
         "in a database (default: db/xlbench.sqlite in the workspace)."
     ),
-    no_args_is_help=True,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="rich",
@@ -58,11 +58,16 @@ def _console(stderr: bool = False):
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     db: Annotated[Optional[str], typer.Option("--db", envvar="XLBENCH_DB", help="SQLAlchemy URL of the store (sqlite:///..., postgresql+psycopg://...).")] = None,
     plugins_dir: Annotated[Optional[str], typer.Option("--plugins-dir", envvar="XLBENCH_PLUGINS_DIR", help="Folder of local plugin .py files (default ./plugins).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
 ) -> None:
     state.db, state.plugins_dir, state.debug = db, plugins_dir, debug
+    if ctx.invoked_subcommand is None:  # plain `xlbench`: the terminal app
+        from xlbench.tui.app import run_app
+
+        run_app(db, plugins_dir)
 
 
 def _split_langs(text: str | None) -> list[str] | None:
@@ -307,6 +312,7 @@ def datasets_list() -> None:
 
 
 from xlbench.commands import compare as _compare_commands  # noqa: E402,F401  (registers compare, export, import)
+from xlbench.commands import sweep as _sweep_commands  # noqa: E402,F401  (registers sweep, queue)
 from xlbench.commands import training as _training_commands  # noqa: E402,F401  (registers run, sampler)
 
 

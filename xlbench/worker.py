@@ -43,14 +43,22 @@ class StoreReporter(Reporter):
         self._check()
         self._phase = name
         self._last = time.monotonic()
-        self.store.set_progress(self.run_id, name, 0, total)
+        self._progress(0, total)
 
     def advance(self, done: int, total: int | None = None) -> None:
         self._check()
         now = time.monotonic()
         if now - self._last >= self.interval or (total is not None and done >= total):
             self._last = now
+            self._progress(done, total)
+
+    def _progress(self, done: int, total: int | None) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        try:
             self.store.set_progress(self.run_id, self._phase, done, total)
+        except OperationalError:
+            pass  # a busy database: progress is a display hint, the next update catches up
 
     def event(self, message: str, level: str = "info", **data) -> None:
         self.store.add_event(self.run_id, message, level, data.get("data"))

@@ -30,7 +30,10 @@ def build_run_config(preset_name: str | None, config_file: Path | None, sets: li
             raise ConfigError(f"{config_file}: cannot read ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_file}: invalid TOML ({exc})") from None
-    data = deep_merge(data, {k: v for k, v in flags.items() if v not in (None, {})})
+    flags = {k: v for k, v in flags.items() if v not in (None, {})}
+    if "sampler" in flags and flags["sampler"].get("name") != data.get("sampler", {}).get("name"):
+        data["sampler"] = {}  # another sampler: the preset's options (alpha, mode...) belong to the old one
+    data = deep_merge(data, flags)
     for assignment in sets:
         set_dotted(data, assignment)
     return data

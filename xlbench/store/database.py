@@ -19,23 +19,28 @@ from xlbench.errors import StoreError
 SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=5000", "synchronous=NORMAL", "foreign_keys=ON")
 
 
-def _sqlite_connect(dbapi_conn, _record) -> None:
-    # pysqlite's own transaction handling skips BEGIN before DDL, so a failed migration would
-    # leave half its tables behind; hand BEGIN to SQLAlchemy instead (see _sqlite_begin).
-    dbapi_conn.isolation_level = None
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     for pragma in SQLITE_PRAGMAS:
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
 
 
-def _sqlite_begin(conn) -> None:
-    # IMMEDIATE takes the write lock up front: two processes migrating at once then queue
+def _sqlite_manual_transactions(dbapi_conn, _record) -> None:
+    # For migrations only: pysqlite's own transaction handling skips BEGIN before DDL, so a
+    # failed upgrade would leave half its tables behind. (Everyday sessions keep pysqlite's
+    # handling, which begins a write transaction at the first write and so waits on the busy
+    # timeout, instead of failing a read transaction that tries to become a writer.)
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    # IMMEDIATE takes the write lock up front: two processes migrating at once queue up
     # instead of both creating the same table.
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("begin_immediate") else "BEGIN")
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, for_migration: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except Exception:
@@ -44,8 +49,10 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        if for_migration:
+            event.listen(engine, "connect", _sqlite_manual_transactions)
+            event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     try:
         return create_engine(url, pool_pre_ping=True)
@@ -83,34 +90,33 @@ def current_revision(engine: Engine) -> str | None:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision, atomically (a no-op when it is already there).
 
-    On SQLite the upgrade runs in one ``BEGIN IMMEDIATE`` transaction with foreign keys off (a
-    batch "move and copy" of a referenced table would otherwise trip them) and checked after.
+    On SQLite the upgrade runs on its own connection in one ``BEGIN IMMEDIATE`` transaction
+    (DDL included), with foreign keys off (a batch "move and copy" of a referenced table would
+    otherwise trip them) and checked before commit.
     """
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     head = head_revision()
     try:
         if current_revision(engine) == head:
             return
         sqlite = engine.dialect.name == "sqlite"
-        with engine.connect() as conn:
-            if sqlite:  # a pragma outside any transaction, on the driver connection itself
-                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
-                conn.info["begin_immediate"] = True
-            try:
+        target = make_engine(engine.url.render_as_string(hide_password=False), for_migration=True) if sqlite else engine
+        try:
+            with target.connect() as conn:
+                if sqlite:  # a pragma outside any transaction, on the driver connection itself
+                    conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
                 with conn.begin():
-                    from alembic.runtime.migration import MigrationContext
-
                     if MigrationContext.configure(conn).get_current_revision() != head:
                         cfg = _alembic_config(engine)
                         cfg.attributes["connection"] = conn
                         command.upgrade(cfg, "head")
                     if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
                         raise StoreError("the migration left rows that break a foreign key; nothing was changed")
-            finally:
-                if sqlite:
-                    conn.info.pop("begin_immediate", None)
-                    conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
+        finally:
+            if target is not engine:
+                target.dispose()
     except StoreError:
         raise
     except Exception as exc:

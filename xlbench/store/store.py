@@ -113,21 +113,25 @@ class Store:
             return list(s.exec(q))
 
     def claim_run(self, run_id: int, *, env: dict, git_commit: str | None) -> Run:
-        """Mark a queued run as running in this process; refuse one that is already live or done."""
+        """Mark a queued run as running in this process; refuse one that is already live or done.
+
+        The claim is one conditional UPDATE, so two workers (two queues) never both get a run."""
+        from sqlalchemy import update
+
+        now = utcnow()
         with session(self.engine) as s:
-            run = s.get(Run, run_id)
-            if run is None:
-                raise StoreError(f"no run {run_id} in {self.url}")
-            if run.status != "queued":
-                raise StoreError(f"run {run_id} is {run.status}, not queued; only a queued run can start")
-            now = utcnow()
-            run.status, run.started_at, run.heartbeat_at = "running", now, now
-            run.pid, run.host = os.getpid(), socket.gethostname()
-            run.env_json, run.git_commit = json.dumps(env, default=str), git_commit
-            s.add(run)
+            result = s.execute(
+                update(Run).where(Run.id == run_id, Run.status == "queued").values(
+                    status="running", started_at=now, heartbeat_at=now, pid=os.getpid(), host=socket.gethostname(),
+                    env_json=json.dumps(env, default=str), git_commit=git_commit)
+            )
             s.commit()
-            s.refresh(run)
-            return run
+            if result.rowcount != 1:
+                run = s.get(Run, run_id)
+                if run is None:
+                    raise StoreError(f"no run {run_id} in {self.url}")
+                raise StoreError(f"run {run_id} is {run.status}, not queued; only a queued run can start")
+            return s.get(Run, run_id)
 
     def requeue(self, run_id: int) -> Run:
         """Put a cancelled, failed or lost run back in the queue so a worker can resume it."""
@@ -142,6 +146,41 @@ class Store:
             s.commit()
             s.refresh(run)
             return run
+
+    def next_queued(self, *, sweep_id: int | None = None, exclude: set[int] = frozenset()) -> Run | None:
+        with session(self.engine) as s:
+            q = select(Run).where(Run.status == "queued", Run.parent_id.is_(None)).order_by(Run.id)
+            if sweep_id is not None:
+                q = q.where(Run.sweep_id == sweep_id)
+            for run in s.exec(q):
+                if run.id not in exclude:
+                    return run
+            return None
+
+    def create_sweep(self, *, name: str, base_config: dict, grid: dict, run_configs: list[tuple[str, dict]]) -> tuple[int, list[int]]:
+        """A sweep row and its queued runs, in one transaction."""
+        from xlbench import __version__
+        from xlbench.store.models import Sweep
+
+        with session(self.engine) as s:
+            sweep = Sweep(name=name, base_config_json=json.dumps(base_config, sort_keys=True), grid_json=json.dumps(grid))
+            s.add(sweep)
+            s.flush()
+            runs = [Run(kind="train", name=run_name, config_json=json.dumps(cfg, sort_keys=True), sweep_id=sweep.id,
+                        xlbench_version=__version__) for run_name, cfg in run_configs]
+            s.add_all(runs)
+            s.commit()
+            return sweep.id, [r.id for r in runs]
+
+    def sweep(self, sweep_id: int):
+        from xlbench.store.models import Sweep
+
+        with session(self.engine) as s:
+            sweep = s.get(Sweep, sweep_id)
+            if sweep is None:
+                raise StoreError(f"no sweep {sweep_id} in {self.url}")
+            runs = list(s.exec(select(Run).where(Run.sweep_id == sweep_id).order_by(Run.id)))
+            return sweep, runs
 
     def children(self, run_id: int) -> list[Run]:
         with session(self.engine) as s:
@@ -316,3 +355,23 @@ class Store:
                     raise StoreError(f"run name {ref!r} matches {len(hits)} runs; use an id")
                 ids.append(hits[0])
         return ids
+
+    def remove_model(self, model_id: int) -> None:
+        """Forget a model; runs that used it keep their record (env) but lose the link."""
+        from sqlalchemy import update
+
+        with session(self.engine) as s:
+            s.execute(update(Run).where(Run.model_id == model_id).values(model_id=None))
+            model = s.get(Model, model_id)
+            if model is None:
+                raise StoreError(f"no model {model_id}")
+            s.delete(model)
+            s.commit()
+
+    def remove_dataset(self, dataset_id: int) -> None:
+        with session(self.engine) as s:
+            ds = s.get(Dataset, dataset_id)
+            if ds is None:
+                raise StoreError(f"no dataset {dataset_id}")
+            s.delete(ds)
+            s.commit()

@@ -1,0 +1,91 @@
+"""Sweeps from the queue: α × seeds on the tiny model, a killed queue resumed without running
+anything twice, and `sweep show` drawing the curve."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from tests.helpers import start_xlbench, wait_for, xlbench
+from xlbench.store.store import Store
+
+
+def base_toml(tmp_path, tiny_model, steps: int = 12):
+    path = tmp_path / "base.toml"
+    path.write_text(f'''
+name = "sweep base"
+[model]
+model = "{tiny_model}"
+max_seq_length = 32
+[data]
+kind = "xquad-r"
+articles = "0:20"
+languages = ["de", "en", "es"]
+[train]
+batch_size = 8
+max_steps = {steps}
+lr = 1e-3
+val_every = 0
+checkpoint_every = 4
+[sampler]
+name = "hybrid"
+[eval]
+articles = "40:48"
+languages = ["de", "en"]
+candidate_text = "sentence"
+''')
+    return path
+
+
+def test_bad_grid_value_is_rejected_before_anything_is_queued(tmp_path, tiny_model, workspace):
+    res = xlbench("sweep", "--config", str(base_toml(tmp_path, tiny_model)), "--grid", "sampler.alpha=0,1.5")
+    assert res.returncode != 0 and "sampler.alpha=1.5" in res.stderr and "must lie in [0.0, 1.0]" in res.stderr
+    assert not (workspace / "db" / "xlbench.sqlite").exists() or not Store().list_runs()
+
+
+@pytest.mark.slow
+def test_sweep_runs_from_queue_survives_killed_queue_and_shows_curve(tmp_path, tiny_model):
+    res = xlbench("sweep", "--config", str(base_toml(tmp_path, tiny_model)), "--grid", "sampler.alpha=0,0.5,1",
+                  "--seeds", "1,2", "--name", "alpha")
+    assert res.returncode == 0, res.stderr
+    store = Store()
+    sweep, runs = store.sweep(1)
+    assert len(runs) == 6 and all(r.status == "queued" and r.sweep_id == 1 for r in runs)
+    assert {(json.loads(r.config_json)["sampler"]["alpha"], json.loads(r.config_json)["train"]["seed"]) for r in runs} == \
+        {(a, s) for a in (0, 0.5, 1) for s in (1, 2)}
+
+    queue = start_xlbench("queue", "--sweep", "1", "--workers", "2")
+    wait_for(lambda: sum(r.status == "finished" for r in store.sweep(1)[1]) >= 1, timeout=300)
+    queue.send_signal(signal.SIGKILL)  # the queue dies; its workers (own sessions) finish their runs
+    queue.wait(timeout=10)
+    time.sleep(1)
+    res = xlbench("sweep", "resume", "1", "--workers", "2", timeout=900)
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: all(r.status in ("finished", "failed", "cancelled", "lost") for r in store.sweep(1)[1]), timeout=300)
+    runs = store.sweep(1)[1]
+    assert all(r.status == "finished" for r in runs), [(r.id, r.status, r.error) for r in runs]
+    for r in runs:  # nothing ran twice: one start, one finish, each step logged once
+        messages = [e.message for e in store.events(r.id)]
+        assert messages.count("run finished") == 1, messages
+        assert [p.step for p in store.train_points(r.id, split="train")] == list(range(1, 13))
+
+    show = xlbench("sweep", "show", "1")
+    assert show.returncode == 0, show.stderr
+    assert "map by sampler.alpha (mean ± std over seeds" in show.stdout and "(n=2)" in show.stdout
+    assert "error bars" in show.stdout  # the plotext curve
+
+
+def test_queue_never_runs_a_run_twice_when_two_queues_race(tmp_path, tiny_model):
+    assert xlbench("sweep", "--config", str(base_toml(tmp_path, tiny_model, steps=4)), "--seeds", "1,2,3").returncode == 0
+    a = start_xlbench("queue", "--workers", "2")
+    b = start_xlbench("queue", "--workers", "2")
+    a.communicate(timeout=600)
+    b.communicate(timeout=600)
+    store = Store()
+    runs = store.list_runs()
+    assert all(r.status == "finished" for r in runs)
+    for r in runs:
+        assert [e.message for e in store.events(r.id)].count("run finished") == 1

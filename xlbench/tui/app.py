@@ -1,0 +1,191 @@
+"""The xlbench terminal app: runs, live curves, heatmaps, bias rankings, side-by-side compare.
+
+It reads and writes the same database as the headless commands and never does model work in its
+own process: new runs, resumes and re-evaluations become run rows executed by ``xlbench worker``
+processes. Every database read happens in a worker thread; screens receive plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+
+from textual.app import App
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+
+from xlbench.errors import XlbenchError
+
+
+class XlbenchCommands(Provider):
+    """Command palette: screens, and open any run by id or name."""
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        app = self.app
+        for label, action in (("Runs", app.action_show_runs), ("Models", app.action_show_models),
+                              ("Datasets", app.action_show_datasets), ("New run", app.action_new_run), ("Help", app.action_help)):
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(score, matcher.highlight(label), action, help=f"open the {label.lower()} screen")
+        for run in app.known_runs:
+            text = f"run {run.id}: {run.name}"
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), partial(app.open_run, run.id), help=f"{run.status} · {run.model}")
+
+
+class XlbenchApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "xlbench"
+    COMMANDS = App.COMMANDS | {XlbenchCommands}
+    BINDINGS = [
+        Binding("question_mark", "help", "help"),
+        Binding("r", "show_runs", "runs"),
+        Binding("m", "show_models", "models"),
+        Binding("d", "show_datasets", "datasets"),
+        Binding("n", "new_run", "new run"),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, db: str | None = None, *, plugins_dir: str | None = None, poll_seconds: float = 1.0,
+                 clock: Callable[[], datetime] | None = None, permutations: int = 10_000) -> None:
+        super().__init__()
+        self.db, self.plugins_dir, self.poll_seconds = db, plugins_dir, poll_seconds
+        self.permutations = permutations
+        self._clock = clock
+        self._store = None
+
+    @property
+    def store(self):
+        if self._store is None:
+            from xlbench.store.store import Store
+
+            self._store = Store(self.db)
+        return self._store
+
+    @property
+    def known_runs(self):
+        from xlbench.tui.screens.runs import RunsScreen
+
+        screens = [s for s in self.screen_stack if isinstance(s, RunsScreen)]
+        return screens[0].summaries if screens else []
+
+    def now(self) -> datetime:
+        from xlbench.store.models import utcnow
+
+        return self._clock() if self._clock else utcnow()
+
+    def get_default_screen(self):
+        from xlbench.tui.screens.runs import RunsScreen
+
+        return RunsScreen()
+
+    # --- navigation -----------------------------------------------------------------
+
+    def _switch_to(self, cls, *args) -> None:
+        for screen in self.screen_stack:
+            if type(screen) is cls and not args:
+                while self.screen is not screen:
+                    self.pop_screen()
+                return
+        self.push_screen(cls(*args))
+
+    def action_show_runs(self) -> None:
+        from xlbench.tui.screens.runs import RunsScreen
+
+        self._switch_to(RunsScreen)
+
+    def action_show_models(self) -> None:
+        from xlbench.tui.screens.catalog import ModelsScreen
+
+        self._switch_to(ModelsScreen)
+
+    def action_show_datasets(self) -> None:
+        from xlbench.tui.screens.catalog import DatasetsScreen
+
+        self._switch_to(DatasetsScreen)
+
+    def action_new_run(self) -> None:
+        from xlbench.tui.screens.new_run import NewRunScreen
+
+        self._switch_to(NewRunScreen)
+
+    def action_help(self) -> None:
+        from xlbench.tui.screens.dialogs import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def open_run(self, run_id: int, replace: bool = False) -> None:
+        from xlbench.tui.screens.run import RunScreen
+
+        if replace:
+            self.pop_screen()
+        self.push_screen(RunScreen(run_id))
+
+    def open_compare(self, run_ids: list[int]) -> None:
+        from xlbench.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(run_ids))
+
+    # --- doing things (always through rows and worker processes) ------------------------
+
+    def show_error(self, message: str) -> None:
+        from xlbench.tui.screens.dialogs import ErrorDialog
+
+        self.push_screen(ErrorDialog(message))
+
+    def guard(self, action: Callable[[], object], success: str | None) -> None:
+        """Run a store action; an XlbenchError becomes a dialog, not a crash."""
+        try:
+            action()
+        except XlbenchError as exc:
+            self.show_error(str(exc))
+            return
+        if success:
+            self.notify(success)
+
+    def start_worker(self, run_id: int) -> int:
+        from xlbench.paths import workspace
+        from xlbench.worker import spawn
+
+        logs = workspace() / "db" / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        return spawn(run_id, db=self.store.url, log_dir=logs)
+
+    def reevaluate(self, run_id: int) -> None:
+        """Queue a fresh evaluation of the run's model on the run's evaluation sets."""
+        import json
+
+        from xlbench.config import EvalConfig
+
+        run = self.store.get_run(run_id)
+        config = json.loads(run.config_json or "{}")
+        if run.kind == "train":
+            from xlbench.config import RunConfig
+            from xlbench.jobs.training import eval_config_for, run_dir
+
+            rc = RunConfig.model_validate(config)
+            model = run_dir(run_id) / "model"
+            if not model.exists():
+                raise XlbenchError(f"run {run_id} has no saved model yet ({model})")
+            ev = eval_config_for(rc, model=str(model))
+        else:
+            ev = EvalConfig.model_validate(config)
+        new = self.store.create_run(kind="eval", name=f"re-evaluate run {run_id}", config=ev.model_dump(), parent_id=run_id)
+        self.start_worker(new.id)
+        self.notify(f"run {new.id} re-evaluates run {run_id} in a worker process")
+
+    def export_runs(self, run_ids: list[int], path: str) -> None:
+        import json
+        from pathlib import Path
+
+        from xlbench.store.transfer import export_run
+
+        docs = [export_run(self.store, i) for i in run_ids]
+        Path(path).write_text(json.dumps(docs[0] if len(docs) == 1 else docs))
+
+
+def run_app(db: str | None = None, plugins_dir: str | None = None) -> None:
+    XlbenchApp(db, plugins_dir=plugins_dir).run()

@@ -1,0 +1,118 @@
+"""Two or more runs side by side: the compare table with Δ and significance marks, the loss
+curves overlaid, and the Δ heatmap. Uses the same core functions as `xlbench compare`."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+
+from xlbench.tui.widgets.heatmap import Heatmap
+from xlbench.tui.widgets.loss_plot import LossPlot
+
+
+class CompareScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "back"),
+        Binding("right_square_bracket", "next_delta", "next Δ", show=False),
+        Binding("1", "tab('tab-table')", "table", show=False),
+        Binding("2", "tab('tab-curves')", "loss", show=False),
+        Binding("3", "tab('tab-delta')", "Δ heatmap", show=False),
+        Binding("4", "tab('tab-diff')", "config", show=False),
+    ]
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#compare-tabs", TabbedContent).active = tab
+
+    def __init__(self, run_ids: list[int]) -> None:
+        super().__init__()
+        self.run_ids = run_ids
+        self.comparison = None
+        self.delta_index = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"comparing runs {', '.join(map(str, self.run_ids))} (paired tests running…)", id="compare-status")
+        with TabbedContent(id="compare-tabs"):
+            with TabPane("Table", id="tab-table"):
+                yield DataTable(id="compare-table", zebra_stripes=True)
+            with TabPane("Loss", id="tab-curves"):
+                yield LossPlot(title="training loss", id="curves")
+            with TabPane("Δ heatmap", id="tab-delta"):
+                with VerticalScroll():
+                    yield Heatmap("…", id="delta")
+            with TabPane("Config", id="tab-diff"):
+                with VerticalScroll():
+                    yield Static("", id="config-diff")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "compare"
+        self.load()
+
+    @work(thread=True, exclusive=True, group="compare")
+    def load(self) -> None:
+        from xlbench.core.compare import compare_runs
+
+        store = self.app.store
+        inputs = store.run_inputs(self.run_ids)
+        curves = {}
+        for run_id in self.run_ids:
+            pts = store.train_points(run_id, split="train")
+            curves[f"run {run_id}"] = ([p.step for p in pts], [p.loss for p in pts])
+        missing = [r.run_id for r in inputs if not r.results]
+        comparison = None
+        if len([r for r in inputs if r.results]) >= 2:
+            comparison = compare_runs([r for r in inputs if r.results], permutations=self.app.permutations)
+        self.app.call_from_thread(self.show, comparison, curves, missing)
+
+    def show(self, comparison, curves, missing) -> None:
+        from xlbench.exports import row_label
+
+        self.comparison = comparison
+        self.query_one("#curves", LossPlot).set_series({k: v for k, v in curves.items() if v[0]})
+        status = self.query_one("#compare-status", Static)
+        if comparison is None:
+            status.update("fewer than two of these runs have results to compare")
+            return
+        note = f" · runs {', '.join(map(str, missing))} have no results (left out)" if missing else ""
+        status.update(f"Δ to {comparison.columns[0]}; * p<.05 ** p<.01 *** p<.001 (paired randomization, "
+                      f"{comparison.permutations:,} permutations, Holm){note}" + "".join(f" · {n}" for n in comparison.notes))
+        table = self.query_one("#compare-table", DataTable)
+        table.clear(columns=True)
+        table.add_column("row", key="row")
+        for label in comparison.columns:
+            table.add_column(label[:24])
+        for row in comparison.rows:
+            digits = 1 if row.metric in ("rank_distance", "max_at_r") else 3
+            best = row.best()
+            cells = []
+            for k, cell in enumerate(row.cells):
+                text = f"{cell.value:.{digits}f}" + ("◀" if k == best else "")
+                if cell.delta is not None:
+                    text += f" {cell.delta:+.{digits}f}{cell.mark}"
+                cells.append(text)
+            table.add_row(row_label(row), *cells)
+        diff = "\n".join(f"{k}: " + " | ".join(str(v) for v in values) for k, values in comparison.config_diff.items())
+        self.query_one("#config-diff", Static).update(diff or "the configs are identical")
+        self.show_delta()
+
+    def show_delta(self) -> None:
+        if not self.comparison or not self.comparison.matrices:
+            self.query_one("#delta", Heatmap).update("no per-language matrix (no LAReQA results in common)")
+            return
+        dataset, m = next(iter(self.comparison.matrices.items()))
+        k = self.delta_index % len(m["delta"])
+        self.query_one("#delta", Heatmap).show(
+            f"{dataset}: Δ mAP {self.comparison.columns[k + 1]} − {self.comparison.columns[0]} (] next)",
+            m["languages"], m["columns"], m["delta"][k], diverging=True)
+
+    def action_next_delta(self) -> None:
+        self.delta_index += 1
+        self.show_delta()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

