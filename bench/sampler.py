@@ -17,30 +17,21 @@ import argparse
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from xlbench.core.samplers.base import CorpusShape
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-@dataclass
-class Shape:
-    languages: list[str]
-    group_ids: list[str]
-    has: np.ndarray
-
-    def sizes(self):
-        return {lang: int(self.has[:, i].sum()) for i, lang in enumerate(self.languages)}
-
-
-def paper_shaped_corpus(n_groups: int = 87_599, seed: int = 0) -> Shape:
+def paper_shaped_corpus(n_groups: int = 87_599, seed: int = 0) -> CorpusShape:
     langs = ["ar", "de", "en", "es", "hi", "vi", "zh"]
     has = np.random.default_rng(seed).random((n_groups, len(langs))) < 0.9
     has[:, langs.index("en")] = True  # every SQuAD item has its English original
-    return Shape(langs, [f"q{i}" for i in range(n_groups)], has)
+    return CorpusShape(langs, [f"q{i}" for i in range(n_groups)], has)
 
 
 def throughput(cls, corpus, n_batches: int, **options) -> float:

@@ -82,3 +82,28 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def tiny_run_toml(path: Path, model: Path, *, steps: int, name: str = "tiny", train_langs=("de", "en", "es"),
+                  eval_langs=("de", "en", "es"), articles: str = "0:36", eval_articles: str = "36:48", **train) -> Path:
+    """A TOML experiment on the tiny model with bundled XQuAD-R (train and test articles disjoint)."""
+    extra = "".join(f"{k} = {v}\n" for k, v in train.items())
+    path.write_text(f'''name = "{name}"
+[model]
+model = "{model}"
+max_seq_length = 48
+[data]
+kind = "xquad-r"
+articles = "{articles}"
+languages = {list(train_langs)!r}
+[train]
+max_steps = {steps}
+lr = 1e-3
+{extra}[sampler]
+name = "hybrid"
+[eval]
+articles = "{eval_articles}"
+languages = {list(eval_langs)!r}
+candidate_text = "sentence"
+'''.replace("'", '"'))
+    return path

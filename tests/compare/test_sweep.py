@@ -9,35 +9,13 @@ import time
 
 import pytest
 
-from tests.helpers import start_xlbench, wait_for, xlbench
+from tests.helpers import start_xlbench, tiny_run_toml, wait_for, xlbench
 from xlbench.store.store import Store
 
 
 def base_toml(tmp_path, tiny_model, steps: int = 12):
-    path = tmp_path / "base.toml"
-    path.write_text(f'''
-name = "sweep base"
-[model]
-model = "{tiny_model}"
-max_seq_length = 32
-[data]
-kind = "xquad-r"
-articles = "0:20"
-languages = ["de", "en", "es"]
-[train]
-batch_size = 8
-max_steps = {steps}
-lr = 1e-3
-val_every = 0
-checkpoint_every = 4
-[sampler]
-name = "hybrid"
-[eval]
-articles = "40:48"
-languages = ["de", "en"]
-candidate_text = "sentence"
-''')
-    return path
+    return tiny_run_toml(tmp_path / "base.toml", tiny_model, steps=steps, name="sweep base", articles="0:20",
+                         eval_articles="40:48", eval_langs=("de", "en"), batch_size=8, val_every=0, checkpoint_every=4)
 
 
 def test_bad_grid_value_is_rejected_before_anything_is_queued(tmp_path, tiny_model, workspace):

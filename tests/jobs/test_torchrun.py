@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers import tiny_run_toml
 from xlbench.store.store import Store
 
 
@@ -21,30 +22,8 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_ddp_two_processes_single_run_row(tiny_model, tmp_path):
-    exp = tmp_path / "ddp.toml"
-    exp.write_text(f'''
-name = "ddp"
-threads = 1
-[model]
-model = "{tiny_model}"
-max_seq_length = 48
-[data]
-kind = "xquad-r"
-articles = "0:36"
-languages = ["de", "en", "es"]
-[train]
-batch_size = 16
-max_steps = 40
-lr = 1e-3
-val_every = 20
-checkpoint_every = 20
-[sampler]
-name = "hybrid"
-[eval]
-articles = "36:48"
-languages = ["de", "en", "es"]
-candidate_text = "sentence"
-''')
+    exp = tiny_run_toml(tmp_path / "ddp.toml", tiny_model, steps=40, name="ddp", batch_size=16, val_every=20,
+                        checkpoint_every=20)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
            "--master-port", str(free_port()), "-m", "xlbench", "run", "--headless", "--config", str(exp)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from xlbench.core.samplers.base import CorpusShape
 from xlbench.core.samplers.builtin import CrosslingualSampler, HybridSampler, MonolingualSampler
 from xlbench.errors import ConfigError
-
-
-@dataclass
-class Shape:
-    languages: list[str]
-    group_ids: list[str]
-    has: np.ndarray
-
-    def sizes(self):
-        return {lang: int(self.has[:, i].sum()) for i, lang in enumerate(self.languages)}
 
 
 @st.composite
@@ -31,7 +21,7 @@ def corpora(draw):
     seed = draw(st.integers(0, 2**31 - 1))
     has = np.random.default_rng(seed).random((n_g, n_l)) < density
     has[np.arange(n_g), np.random.default_rng(seed + 1).integers(0, n_l, n_g)] = True  # every group has a language
-    return Shape([f"l{i}" for i in range(n_l)], [f"g{i}" for i in range(n_g)], has)
+    return CorpusShape([f"l{i}" for i in range(n_l)], [f"g{i}" for i in range(n_g)], has)
 
 
 SAMPLERS = {
@@ -104,7 +94,7 @@ def test_same_seed_same_batches_and_resume_continues_identically(corpus, batch_s
 @pytest.mark.parametrize("alpha", [0.0, 0.25, 0.5, 0.8, 1.0])
 def test_hybrid_mono_share_tends_to_alpha(alpha):
     rng = np.random.default_rng(0)
-    corpus = Shape([f"l{i}" for i in range(5)], [f"g{i}" for i in range(400)], rng.random((400, 5)) < 0.7)
+    corpus = CorpusShape([f"l{i}" for i in range(5)], [f"g{i}" for i in range(400)], rng.random((400, 5)) < 0.7)
     sampler = HybridSampler(corpus, batch_size=16, seed=3, alpha=alpha)
     n = 4000
     mono = sum(all(q == p for _, q, p in batch) for _, batch in zip(range(n), sampler))
@@ -116,7 +106,7 @@ def test_monolingual_uniform_vs_size_weights():
     has = np.zeros((1000, 2), dtype=bool)
     has[:, 0] = True
     has[:100, 1] = True
-    corpus = Shape(["big", "small"], [f"g{i}" for i in range(1000)], has)
+    corpus = CorpusShape(["big", "small"], [f"g{i}" for i in range(1000)], has)
     count = lambda s: sum(b[0][1] == "small" for _, b in zip(range(3000), s))  # noqa: E731
     uniform = count(MonolingualSampler(corpus, batch_size=8, seed=1))
     by_size = count(MonolingualSampler(corpus, batch_size=8, seed=1, weights="size"))
@@ -124,7 +114,7 @@ def test_monolingual_uniform_vs_size_weights():
 
 
 def test_unknown_option_lists_valid_ones():
-    corpus = Shape(["a", "b"], [f"g{i}" for i in range(10)], np.ones((10, 2), dtype=bool))
+    corpus = CorpusShape(["a", "b"], [f"g{i}" for i in range(10)], np.ones((10, 2), dtype=bool))
     with pytest.raises(ConfigError, match=r"has no option beta \(valid: alpha, mode, weights\)"):
         HybridSampler(corpus, batch_size=4, seed=0, beta=1)
     with pytest.raises(ConfigError, match=r"must lie in \[0.0, 1.0\]"):

@@ -107,6 +107,13 @@ def test_store_on_postgresql():
         assert s.heartbeat(run.id) is True
         s.finish_run(run.id, "cancelled")
         assert s.get_run(run.id).status == "cancelled" and s.events(run.id)[0].message == "hello"
+        # the whole pipeline on PostgreSQL: an evaluation run, its metrics and per-query ranks
+        from tests.helpers import xlbench
+
+        res = xlbench("--db", db_url, "eval", "--encoder", "hashing", "-l", "en,de")
+        assert res.returncode == 0, res.stderr
+        evaluated = s.list_runs()[0]
+        assert evaluated.status == "finished" and len(s.metrics(evaluated.id)) > 30 and s.query_results(evaluated.id)
         s.dispose()
     finally:
         with admin.connect() as conn:

@@ -75,6 +75,7 @@ def sweep_cmd(
     from xlbench.commands.training import build_run_config
     from xlbench.config import RunConfig, parse_config
     from xlbench.jobs import training
+    from xlbench.jobs.evaluation import registry_for
 
     if not grid and not seeds:
         raise ConfigError("a sweep needs --grid KEY=V1,V2,... and/or --seeds 1,2,3")
@@ -95,7 +96,7 @@ def sweep_cmd(
                 training.prepare(config)
                 checked_data.add(signature)
             else:
-                _check_sampler(config)
+                training.resolve_sampler(config, registry_for(config))
         except XlbenchError as exc:
             raise ConfigError(f"sweep combination {label}: {exc}") from None
         configs.append((f"{name or 'sweep'}: {label}", json.loads(config.model_dump_json())))
@@ -105,15 +106,6 @@ def sweep_cmd(
                   f"run them with `xlbench queue --sweep {sweep_id} --workers N`")
     if run_now:
         _queue(store, workers, sweep_id)
-
-
-def _check_sampler(config) -> None:
-    from xlbench.core.samplers.base import validate_options
-    from xlbench.jobs.evaluation import registry_for
-
-    cls = registry_for(config).load("sampler", config.sampler.name)
-    if hasattr(cls, "options"):
-        validate_options(cls, config.sampler.options())
 
 
 def _queue(store, workers: int, sweep_id: int | None) -> None:

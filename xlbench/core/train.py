@@ -171,11 +171,10 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: (step + 1) / warm if step < warm else max(0.0, (total - step) / max(1, total - warm))
         )
+        # Under torchrun every rank runs the same steps on its slice of the batch; gradients are
+        # averaged by hand after backward (several forward passes per step, and parameters such as
+        # an unused pooler, are both awkward for DistributedDataParallel's hooks).
         self.forward_module = self.module
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.forward_module = DistributedDataParallel(self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.scaler = torch.amp.GradScaler("cuda") if settings.precision == "fp16" else None
         self.state = TrainState()
 
@@ -244,6 +243,26 @@ class Trainer:
         self._set_rng_state(after)
         return float(loss.detach())
 
+    def _average_gradients(self, bucket_bytes: int = 32 * 2**20) -> None:
+        """All-reduce (mean) every gradient across ranks, in flat buckets."""
+        import torch.distributed as dist
+        from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+        grads = [p.grad for p in self.params if p.grad is not None]
+        bucket: list = []
+        size = 0
+        for g in grads + [None]:
+            if g is not None:
+                bucket.append(g)
+                size += g.numel() * g.element_size()
+            if bucket and (g is None or size >= bucket_bytes):
+                flat = _flatten_dense_tensors(bucket)
+                dist.all_reduce(flat)
+                flat /= self.world
+                for dst, src in zip(bucket, _unflatten_dense_tensors(flat, bucket)):
+                    dst.copy_(src)
+                bucket, size = [], 0
+
     def _rng_state(self) -> dict:
         torch = self.torch
         state = {"cpu": torch.get_rng_state()}
@@ -271,6 +290,8 @@ class Trainer:
             loss = self.batch_loss(qs, ps, ns)
             (self.scaler.scale(loss) if self.scaler else loss).backward()
             loss_value = float(loss.detach())
+        if self.world > 1:
+            self._average_gradients()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.s.grad_clip if self.s.grad_clip > 0 else float("inf")))

@@ -87,15 +87,25 @@ def eval_questions(datasets) -> set[str]:
     return out
 
 
-def prepare(config: RunConfig, registry: Registry | None = None) -> PreparedTrain:
-    from xlbench.core.data.parallel import overlap
+def resolve_sampler(config: RunConfig, registry: Registry) -> type:
+    """Load the sampler plugin, validate its options and write the defaults into the config, so
+    the stored run says exactly which options it ran with."""
+    from xlbench.config import SamplerSection
     from xlbench.core.samplers.base import validate_options
 
+    cls = registry.load("sampler", config.sampler.name)
+    if getattr(cls, "options", None) is not None:
+        config.sampler = SamplerSection.model_validate({"name": config.sampler.name,
+                                                        **validate_options(cls, config.sampler.options())})
+    return cls
+
+
+def prepare(config: RunConfig, registry: Registry | None = None) -> PreparedTrain:
+    from xlbench.core.data.parallel import overlap
+
     registry = registry or evaluation.registry_for(config)
-    sampler_class = registry.load("sampler", config.sampler.name)
+    sampler_class = resolve_sampler(config, registry)
     options = config.sampler.options()
-    if hasattr(sampler_class, "options"):
-        validate_options(sampler_class, options)
     if config.model.model and config.model.encoder:
         raise ConfigError("give model.model (the built-in encoder) or model.encoder (a plugin), not both")
     if config.model.encoder:

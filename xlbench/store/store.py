@@ -40,6 +40,13 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def _get_run(s, run_id: int, url: str) -> Run:
+    run = s.get(Run, run_id)
+    if run is None:
+        raise StoreError(f"no run {run_id} in {url}")
+    return run
+
+
 class Store:
     def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
         self.url = db_url(url)
@@ -98,10 +105,7 @@ class Store:
 
     def get_run(self, run_id: int) -> Run:
         with session(self.engine) as s:
-            run = s.get(Run, run_id)
-            if run is None:
-                raise StoreError(f"no run {run_id} in {self.url}")
-            return run
+            return _get_run(s, run_id, self.url)
 
     def list_runs(self, *, limit: int | None = None, statuses: Iterable[str] | None = None) -> list[Run]:
         with session(self.engine) as s:
@@ -127,18 +131,14 @@ class Store:
             )
             s.commit()
             if result.rowcount != 1:
-                run = s.get(Run, run_id)
-                if run is None:
-                    raise StoreError(f"no run {run_id} in {self.url}")
+                run = _get_run(s, run_id, self.url)
                 raise StoreError(f"run {run_id} is {run.status}, not queued; only a queued run can start")
             return s.get(Run, run_id)
 
     def requeue(self, run_id: int) -> Run:
         """Put a cancelled, failed or lost run back in the queue so a worker can resume it."""
         with session(self.engine) as s:
-            run = s.get(Run, run_id)
-            if run is None:
-                raise StoreError(f"no run {run_id} in {self.url}")
+            run = _get_run(s, run_id, self.url)
             if run.status not in ("cancelled", "failed", "lost"):
                 raise StoreError(f"run {run_id} is {run.status}; only a cancelled, failed or lost run can be resumed")
             run.status, run.cancel_requested, run.error, run.finished_at = "queued", False, None, None
@@ -227,9 +227,7 @@ class Store:
 
     def request_cancel(self, run_id: int) -> Run:
         with session(self.engine) as s:
-            run = s.get(Run, run_id)
-            if run is None:
-                raise StoreError(f"no run {run_id} in {self.url}")
+            run = _get_run(s, run_id, self.url)
             if run.status == "queued":
                 run.status, run.finished_at = "cancelled", utcnow()
             elif run.status == "running":

@@ -212,10 +212,13 @@ def _mlqa_rows(lang: str, folder: Path | None):
         return
     from datasets import load_dataset
 
-    if lang == "en":
-        data = load_dataset("rajpurkar/squad", split="train")
-    else:
-        data = load_dataset("facebook/mlqa", f"mlqa-translate-train.{lang}", split="train")
+    repo, config = ("rajpurkar/squad", None) if lang == "en" else ("facebook/mlqa", f"mlqa-translate-train.{lang}")
+    try:
+        data = load_dataset(repo, config, split="train")
+    except Exception as exc:  # no network, no such config: one line, and the offline alternative
+        raise DataError(f"hub:{repo}" + (f"/{config}" if config else ""), "",
+                        f"cannot load ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                        "offline, pass data.path = a folder of squad-train.jsonl and mlqa-translate-train.{lang}.jsonl") from None
     yield from enumerate(data, start=1)
 
 

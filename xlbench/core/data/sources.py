@@ -69,22 +69,23 @@ def lareqa_folder(name: str, path: str | None, data_dir: Path | None) -> tuple[P
     return folder, f"{folder} (downloaded from LAReQA commit {MLQA_R_COMMIT[:7]}, sha256-checked)"
 
 
-class XquadR:
+class _PublishedLareqaSet:
+    """XQuAD-R or MLQA-R, found by :func:`lareqa_folder`."""
+
     kind = "dataset"
+    name = ""
+
+    def load(self, path: str | None = None, *, data_dir: Path | None = None, languages=None, options=None) -> LareqaSet:
+        folder, source = lareqa_folder(self.name, path, data_dir)
+        return load_lareqa(self.name, folder, languages=languages, source=source, **_options(options))
+
+
+class XquadR(_PublishedLareqaSet):
     name = "xquad-r"
 
-    def load(self, path: str | None = None, *, data_dir: Path | None = None, languages=None, options=None) -> LareqaSet:
-        folder, source = lareqa_folder(self.name, path, data_dir)
-        return load_lareqa(self.name, folder, languages=languages, source=source, **_options(options))
 
-
-class MlqaR:
-    kind = "dataset"
+class MlqaR(_PublishedLareqaSet):
     name = "mlqa-r"
-
-    def load(self, path: str | None = None, *, data_dir: Path | None = None, languages=None, options=None) -> LareqaSet:
-        folder, source = lareqa_folder(self.name, path, data_dir)
-        return load_lareqa(self.name, folder, languages=languages, source=source, **_options(options))
 
 
 class Lareqa:

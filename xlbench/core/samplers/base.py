@@ -27,6 +27,19 @@ from xlbench.errors import ConfigError
 Batch = list[tuple[str, str, str]]
 
 
+@dataclass
+class CorpusShape:
+    """The least a sampler sees of a corpus (a :class:`ParallelCorpus` has the same members):
+    handy for sampler tests and benchmarks that need no texts."""
+
+    languages: list[str]
+    group_ids: list[str]
+    has: np.ndarray  # (groups, languages) bool
+
+    def sizes(self) -> dict[str, int]:
+        return {lang: int(self.has[:, i].sum()) for i, lang in enumerate(self.languages)}
+
+
 @dataclass(frozen=True)
 class Option:
     type: type

@@ -125,17 +125,12 @@ class NewRunScreen(Screen):
     @work(thread=True, exclusive=True, group="new-run")
     def submit(self, start: bool) -> None:
         from xlbench.config import RunConfig, parse_config
-        from xlbench.core.samplers.base import validate_options
         from xlbench.jobs import training
 
         status = self.query_one("#form-status", Static)
         self.app.call_from_thread(status.update, "validating (loading data, checking overlap)…")
         try:
-            data = self.config()
-            cls = self.registry.load("sampler", data["sampler"]["name"])
-            options = {k: v for k, v in data["sampler"].items() if k != "name"}
-            data["sampler"] = {"name": data["sampler"]["name"], **validate_options(cls, options)} if hasattr(cls, "options") else data["sampler"]
-            config = parse_config(RunConfig, data, where="new run")
+            config = parse_config(RunConfig, self.config(), where="new run")
             prepared = training.prepare(config)
         except (XlbenchError, ValueError) as exc:
             self.app.call_from_thread(status.update, f"[red]{exc}[/red]")
