@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -63,7 +64,8 @@ def _flags(**kw) -> dict:
 
 @app.command("run")
 def run_cmd(
-    headless: Annotated[bool, typer.Option("--headless", help="Run in this terminal with Rich progress (for SSH, scripts).")] = False,
+    headless: Annotated[bool, typer.Option("--headless", help="Run in this terminal with Rich progress (for SSH, scripts). "
+                                           "Without it, in a terminal, the run goes to a background worker and the app opens on it.")] = False,
     preset_name: Annotated[Optional[str], typer.Option("--preset", "-p", help="Start from a preset: default, offline, paper-xlmr, paper-labse.")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", "-c", help="A TOML experiment file (sections model, data, train, sampler, eval).")] = None,
     sets: Annotated[Optional[list[str]], typer.Option("--set", help="Override one key: --set sampler.alpha=0.25 --set train.max_steps=300.")] = None,
@@ -122,7 +124,12 @@ def run_cmd(
     dist = Distributed.from_env()
     run_id = dist.broadcast_run_id(lambda: store.create_run(kind="train", name=config.name or "fine-tune",
                                                             config=json.loads(config.model_dump_json())).id)
-    _execute_train(store, run_id, prepared, detach and dist.world == 1, dist=dist, json_out=json_out)
+    interactive = not headless and not detach and dist.world == 1 and sys.stdin.isatty() and sys.stdout.isatty()
+    _execute_train(store, run_id, prepared, (detach or interactive) and dist.world == 1, dist=dist, json_out=json_out)
+    if interactive:
+        from xlbench.tui.app import run_app
+
+        run_app(store.url, state.plugins_dir, open_run=run_id)
 
 
 def _execute_train(store, run_id: int, prepared, detach: bool, *, dist=None, json_out: Path | None = None) -> None:

@@ -50,8 +50,10 @@ class XlbenchApp(App):
     ]
 
     def __init__(self, db: str | None = None, *, plugins_dir: str | None = None, poll_seconds: float = 1.0,
-                 clock: Callable[[], datetime] | None = None, permutations: int = 10_000) -> None:
+                 clock: Callable[[], datetime] | None = None, permutations: int = 10_000,
+                 initial_run: int | None = None) -> None:
         super().__init__()
+        self.initial_run = initial_run
         self.db, self.plugins_dir, self.poll_seconds = db, plugins_dir, poll_seconds
         self.permutations = permutations
         self._clock = clock
@@ -76,6 +78,10 @@ class XlbenchApp(App):
         from xlbench.store.models import utcnow
 
         return self._clock() if self._clock else utcnow()
+
+    def on_mount(self) -> None:
+        if self.initial_run is not None:
+            self.open_run(self.initial_run)
 
     def get_default_screen(self):
         from xlbench.tui.screens.runs import RunsScreen
@@ -187,5 +193,5 @@ class XlbenchApp(App):
         Path(path).write_text(json.dumps(docs[0] if len(docs) == 1 else docs))
 
 
-def run_app(db: str | None = None, plugins_dir: str | None = None) -> None:
-    XlbenchApp(db, plugins_dir=plugins_dir).run()
+def run_app(db: str | None = None, plugins_dir: str | None = None, *, open_run: int | None = None) -> None:
+    XlbenchApp(db, plugins_dir=plugins_dir, initial_run=open_run).run()

@@ -117,6 +117,13 @@ class RunScreen(Screen):
     def redraw_loss(self) -> None:
         plot = self.query_one(LossPlot)
         series = {"train": self.points["train"], "val": self.points["val"]}
+        steps, losses = self.points["train"]
+        if len(losses) > 20:  # per-step loss is noisy (mono and cross batches alternate): add a smoothed line
+            smooth, ema = [], 0.0
+            for i, v in enumerate(losses, start=1):
+                ema = 0.9 * ema + 0.1 * v
+                smooth.append(ema / (1 - 0.9**i))  # bias-corrected: no lag from a zero start
+            series["train (EMA 0.9)"] = (steps, smooth)
         if plot.show_lr:
             peak = max(self.points["lr"][1] or [1.0]) or 1.0
             top = max(self.points["train"][1] or [1.0])

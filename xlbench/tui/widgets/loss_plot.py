@@ -29,7 +29,8 @@ class LossPlot(PlotextPlot):
             if name.endswith("lr") and not self.show_lr:
                 continue
             if xs:
-                plt.plot(xs, ys, label=name, marker="dot" if name.endswith("val") else "braille")
+                marker = "dot" if name == "val" else "hd" if "EMA" in name else "braille"
+                plt.plot(xs, ys, label=name, marker=marker)
                 drawn = True
         if not drawn:
             plt.text("no loss points yet", 0, 0)
