@@ -205,10 +205,15 @@ def sweep_show(
         numeric = all(isinstance(x, (int, float)) for x in curves["x"])
         xs = curves["x"] if numeric else list(range(len(curves["x"])))
         for family in curves["families"]:
-            plt.error(xs, curves["mean"][family], yerr=curves["std"][family], label=family)
-            plt.plot(xs, curves["mean"][family])
+            plt.plot(xs, curves["mean"][family], label=family, marker="hd")
+            plt.error(xs, curves["mean"][family], yerr=curves["std"][family])
         if not numeric:
             plt.xticks(xs, [str(x) for x in curves["x"]])
         plt.title(f"{curves['dataset']} {metric} vs {curves['x_key']} (error bars: std over seeds)")
         plt.xlabel(curves["x_key"])
-        print(plt.build())
+        text = plt.build()
+        if not sys.stdout.isatty():  # plotext's "clear" theme still ends lines with colour resets
+            import re
+
+            text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+        print(text)
