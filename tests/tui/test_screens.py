@@ -235,3 +235,21 @@ async def test_help_and_command_palette(make_app):
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, RunScreen) and app.screen.run_id == 4
+
+
+async def test_reevaluate_writes_an_eval_run_and_starts_a_worker(make_app, seeded, monkeypatch):
+    started = []
+    app = make_app()
+    monkeypatch.setattr(app, "start_worker", lambda run_id: started.append(run_id))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app.open_run(5)
+        await settle(pilot)
+        await pilot.press("e")
+        new = seeded.list_runs()[0]
+        assert (new.id, new.kind, new.parent_id, new.status) == (6, "eval", 5, "queued") and started == [6]
+        app.pop_screen()
+        app.open_run(1)  # a training run whose fine-tuned model is not in this database
+        await settle(pilot)
+        await pilot.press("e")
+        assert isinstance(app.screen, ErrorDialog) and "no saved fine-tuned model" in app.screen.message

@@ -169,14 +169,15 @@ class XlbenchApp(App):
         run = self.store.get_run(run_id)
         config = json.loads(run.config_json or "{}")
         if run.kind == "train":
-            from xlbench.config import RunConfig
-            from xlbench.jobs.training import eval_config_for, run_dir
+            from pathlib import Path
 
-            rc = RunConfig.model_validate(config)
-            model = run_dir(run_id) / "model"
-            if not model.exists():
-                raise XlbenchError(f"run {run_id} has no saved model yet ({model})")
-            ev = eval_config_for(rc, model=str(model))
+            from xlbench.config import RunConfig
+            from xlbench.jobs.training import eval_config_for
+
+            model = next((m for m in self.store.models() if m.id == run.model_id and m.name == f"run-{run_id}"), None)
+            if model is None or not Path(model.source).exists():
+                raise XlbenchError(f"run {run_id} has no saved fine-tuned model (yet) to evaluate")
+            ev = eval_config_for(RunConfig.model_validate(config), model=model.source)
         else:
             ev = EvalConfig.model_validate(config)
         new = self.store.create_run(kind="eval", name=f"re-evaluate run {run_id}", config=ev.model_dump(), parent_id=run_id)
