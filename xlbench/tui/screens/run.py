@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from rich.table import Table
@@ -74,15 +75,26 @@ class RunScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = f"run {self.run_id}"
         self.poll()
-        self.set_interval(self.app.poll_seconds, self.poll)
+        self.set_interval(self.app.poll_seconds, self.poll_if_visible)
+
+    def poll_if_visible(self) -> None:
+        if self.is_current:
+            self.poll()
 
     @work(thread=True, exclusive=True, group="poll-run")
     def poll(self) -> None:
+        """Each second: the run row and what is new (points, events); results only when the run's
+        status or phase changed, since they are written once per dataset."""
         from xlbench.store.views import run_detail
 
         store = self.app.store
         store.reap_lost()
-        detail = run_detail(store, self.run_id)
+        run = store.get_run(self.run_id)
+        detail = self.detail
+        if detail is None or (run.status, run.phase) != (detail.run.status, detail.run.phase):
+            detail = run_detail(store, self.run_id)
+        else:
+            detail = dataclasses.replace(detail, run=run)
         points = store.train_points(self.run_id, after_id=self.last_point)
         events = store.events(self.run_id, after_id=self.last_event)
         self.app.call_from_thread(self.apply, detail, points, events)

@@ -40,7 +40,11 @@ class RunsScreen(Screen):
         self.sub_title = "runs"
         self.query_one(RunTable).focus()
         self.poll()
-        self.set_interval(self.app.poll_seconds, self.poll)
+        self.set_interval(self.app.poll_seconds, self.poll_if_visible)
+
+    def poll_if_visible(self) -> None:
+        if self.is_current:  # a screen underneath another one does not query the database
+            self.poll()
 
     @work(thread=True, exclusive=True, group="poll-runs")
     def poll(self) -> None:

@@ -25,11 +25,15 @@ class LossPlot(PlotextPlot):
         plt.title(self.title)
         plt.xlabel("step")
         drawn = False
+        budget = max(100, 2 * self.size.width)  # points beyond what the canvas can show cost time only
         for name, (xs, ys) in self.series.items():
             if name.endswith("lr") and not self.show_lr:
                 continue
+            if len(xs) > budget:
+                stride = -(-len(xs) // budget)
+                xs, ys = xs[::stride] + xs[-1:], ys[::stride] + ys[-1:]
             if xs:
-                marker = "dot" if name == "val" else "hd" if "EMA" in name else "braille"
+                marker = "dot" if name == "val" else "braille"
                 plt.plot(xs, ys, label=name, marker=marker)
                 drawn = True
         if not drawn:
