@@ -48,7 +48,7 @@ def test_unit_contributions_sum_to_the_reported_family_means(three_runs):
 def test_identical_runs_p_one_and_a_large_difference_is_significant(three_runs):
     c = compare_runs(three_runs.run_inputs([1, 2, 3]), permutations=2000)
     for row in c.rows:
-        same, weak = row.cells[1], row.cells[2]
+        same = row.cells[1]
         assert same.delta == 0.0 and same.p == 1.0 and same.p_adjusted == 1.0 and same.mark == ""
         assert row.cells[0].value == same.value
     maps = [r for r in c.rows if r.metric == "map"]

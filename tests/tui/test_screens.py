@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 from textual.widgets import DataTable, Input, Static
 
 from xlbench.tui.screens.catalog import DatasetsScreen, ModelsScreen

@@ -12,8 +12,9 @@ from xlbench.errors import StoreError
 def job_for(store, run, *, resume: bool = False) -> Callable[[Reporter], None]:
     """The job for a stored run; its config is validated and its data loaded inside the job, so a
     failure there is recorded on the run."""
+    from xlbench.config import EvalConfig, RunConfig, parse_config
+
     if run.kind == "eval":
-        from xlbench.config import EvalConfig, parse_config
         from xlbench.jobs import evaluation
 
         def job(reporter: Reporter) -> None:
@@ -22,7 +23,6 @@ def job_for(store, run, *, resume: bool = False) -> Callable[[Reporter], None]:
 
         return job
     if run.kind == "train":
-        from xlbench.config import RunConfig, parse_config
         from xlbench.jobs import training
 
         def train_job(reporter: Reporter) -> None:

@@ -279,7 +279,3 @@ def _load_best(folder: Path, trainable) -> dict:
 
     best = SentenceTransformer(str(folder), device=str(next(trainable.module.parameters()).device))
     return best.state_dict()
-
-
-def run_config_json(config: RunConfig) -> dict:
-    return json.loads(config.model_dump_json())

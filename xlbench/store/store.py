@@ -12,13 +12,13 @@ import socket
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete
 from sqlmodel import select
 
 from xlbench.errors import StoreError
 from xlbench.paths import db_url
 from xlbench.store.database import open_engine, session
-from xlbench.store.models import (ACTIVE_STATUSES, Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent,
+from xlbench.store.models import (Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent,
                                   TrainPoint, utcnow)
 
 HEARTBEAT_SECONDS = 2.0
@@ -317,12 +317,6 @@ class Store:
             s.add(Checkpoint(run_id=run_id, step=step, path=path, info_json=json.dumps(info or {})))
             s.commit()
 
-    def count_runs(self) -> dict[str, int]:
-        with session(self.engine) as s:
-            return dict(s.exec(select(Run.status, func.count()).group_by(Run.status)).all())
-
-    def active_runs(self) -> list[Run]:
-        return self.list_runs(statuses=ACTIVE_STATUSES)
 
     # --- comparison, export, import ------------------------------------------------------
 

@@ -104,7 +104,6 @@ class RunScreen(Screen):
         if first and detail.run.kind == "eval":  # nothing to plot: open on the results
             self.query_one("#run-tabs", TabbedContent).active = "tab-heatmap"
         self.detail = detail
-        run = detail.run
         if points:
             self.last_point = points[-1].id
             for p in points:
