@@ -134,7 +134,7 @@ async def test_loss_curve_grows_while_another_process_writes(make_app, seeded):
         code = ("import sys; from xlbench.store.store import Store; s = Store(sys.argv[1]); "
                 "s.add_train_points(3, [{'step': 120 + i, 'split': 'train', 'loss': 0.3} for i in range(1, 31)])")
         subprocess.run([sys.executable, "-c", code, seeded.url], check=True, timeout=60)
-        for _ in range(50):
+        for _ in range(100):  # the run screen redraws a live curve at most every 3 s
             await pilot.pause(0.1)
             if len(plot.series["train"][0]) == 150:
                 break

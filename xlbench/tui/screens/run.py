@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 from rich.table import Table
 from textual import work
@@ -19,6 +20,7 @@ from xlbench.tui.widgets.loss_plot import LossPlot
 from xlbench.tui.widgets.run_table import bar, duration
 
 HEAT_METRICS = ("map", "r@1", "r@10", "ndcg@10", "mrr@10")
+PLOT_SECONDS = 3.0
 
 
 class RunScreen(Screen):
@@ -48,6 +50,8 @@ class RunScreen(Screen):
         self.detail = None
         self.dataset_index = 0
         self.metric_index = 0
+        self.plot_dirty = False
+        self.plotted_at = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -113,8 +117,11 @@ class RunScreen(Screen):
                 if p.lr is not None:
                     self.points["lr"][0].append(p.step)
                     self.points["lr"][1].append(p.lr)
-            self.redraw_loss()
-        elif first:
+            self.plot_dirty = True
+        # Drawing the curve is the app's main cost (plotext builds it in Python); while a worker
+        # trains on the same machine, redraw at most every PLOT_SECONDS.
+        live = detail.run.status == "running"
+        if first or (self.plot_dirty and (not live or time.monotonic() - self.plotted_at >= PLOT_SECONDS)):
             self.redraw_loss()
         log = self.query_one("#events", RichLog)
         for e in events:
@@ -126,6 +133,7 @@ class RunScreen(Screen):
         self.show_results()
 
     def redraw_loss(self) -> None:
+        self.plot_dirty, self.plotted_at = False, time.monotonic()
         plot = self.query_one(LossPlot)
         series = {"train": self.points["train"], "val": self.points["val"]}
         steps, losses = self.points["train"]
