@@ -7,25 +7,19 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
+from xlbench.tui.screens.tabbed import TabbedScreen, tab_bindings
 from xlbench.tui.widgets.heatmap import Heatmap
 from xlbench.tui.widgets.loss_plot import LossPlot
 
 
-class CompareScreen(Screen):
+class CompareScreen(TabbedScreen):
     BINDINGS = [
         Binding("escape", "back", "back"),
         Binding("right_square_bracket", "next_delta", "next Δ", show=False),
-        Binding("1", "tab('tab-table')", "table", show=False),
-        Binding("2", "tab('tab-curves')", "loss", show=False),
-        Binding("3", "tab('tab-delta')", "Δ heatmap", show=False),
-        Binding("4", "tab('tab-diff')", "config", show=False),
+        *tab_bindings(("tab-table", "table"), ("tab-curves", "loss"), ("tab-delta", "Δ heatmap"), ("tab-diff", "config")),
     ]
-
-    def action_tab(self, tab: str) -> None:
-        self.query_one("#compare-tabs", TabbedContent).active = tab
 
     def __init__(self, run_ids: list[int]) -> None:
         super().__init__()

@@ -11,9 +11,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, RichLog, Static, TabbedContent, TabPane
 
+from xlbench.tui.screens.tabbed import TabbedScreen, tab_bindings
 from xlbench.tui.widgets.bias import BiasRanking
 from xlbench.tui.widgets.heatmap import Heatmap
 from xlbench.tui.widgets.loss_plot import LossPlot
@@ -23,7 +23,7 @@ HEAT_METRICS = ("map", "r@1", "r@10", "ndcg@10", "mrr@10")
 PLOT_SECONDS = 3.0
 
 
-class RunScreen(Screen):
+class RunScreen(TabbedScreen):
     BINDINGS = [
         Binding("escape", "back", "back"),
         Binding("x", "cancel_run", "cancel"),
@@ -34,11 +34,8 @@ class RunScreen(Screen):
         Binding("left_square_bracket", "dataset(-1)", "prev set", show=False),
         Binding("right_square_bracket", "dataset(1)", "next set", show=False),
         Binding("t", "cycle_metric", "metric", show=False),
-        Binding("1", "tab('tab-loss')", "loss", show=False),
-        Binding("2", "tab('tab-heatmap')", "heatmap", show=False),
-        Binding("3", "tab('tab-bias')", "bias", show=False),
-        Binding("4", "tab('tab-config')", "config", show=False),
-        Binding("5", "tab('tab-events')", "events", show=False),
+        *tab_bindings(("tab-loss", "loss"), ("tab-heatmap", "heatmap"), ("tab-bias", "bias"), ("tab-config", "config"),
+                      ("tab-events", "events")),
     ]
 
     def __init__(self, run_id: int) -> None:
@@ -197,9 +194,6 @@ class RunScreen(Screen):
         self.query_one(BiasRanking).show(report)
 
     # --- actions --------------------------------------------------------------------
-
-    def action_tab(self, tab: str) -> None:
-        self.query_one("#run-tabs", TabbedContent).active = tab
 
     def action_back(self) -> None:
         self.app.pop_screen()
