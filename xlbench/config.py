@@ -26,8 +26,8 @@ class DatasetRef(BaseModel):
         return f"{self.name}={self.path}" if self.path else self.name
 
 
-class EvalConfig(BaseModel):
-    """Zero-shot evaluation of one encoder on one or more datasets."""
+class EvalTargets(BaseModel):
+    """What an evaluation reads: the datasets, their languages, and how candidates are built."""
 
     model_config = ConfigDict(extra="forbid")
     datasets: list[DatasetRef] = Field(default_factory=lambda: [DatasetRef(name="xquad-r")])
@@ -35,15 +35,7 @@ class EvalConfig(BaseModel):
     languages: list[str] | None = None
     candidate_text: str = "sentence+context"
     articles: str | None = None  # LAReQA: only this slice of articles ("36:48"), e.g. a held-out split
-    model: str | None = None  # the built-in sentence-transformers encoder
-    encoder: str | None = None  # any encoder plugin by name
-    encoder_options: dict = Field(default_factory=dict)
-    max_seq_length: int | None = None
     model_batch_size: int = 16
-    encode_chunk: int = 128
-    threads: int = 1
-    cache: bool = True
-    plugins_dir: str | None = None
 
     @field_validator("candidate_text")
     @classmethod
@@ -51,6 +43,19 @@ class EvalConfig(BaseModel):
         if v not in CANDIDATE_TEXT_MODES:
             raise ValueError(f"must be one of {', '.join(CANDIDATE_TEXT_MODES)}")
         return v
+
+
+class EvalConfig(EvalTargets):
+    """Zero-shot evaluation of one encoder on one or more datasets."""
+
+    model: str | None = None  # the built-in sentence-transformers encoder
+    encoder: str | None = None  # any encoder plugin by name
+    encoder_options: dict = Field(default_factory=dict)
+    max_seq_length: int | None = None
+    encode_chunk: int = 128
+    threads: int = 1
+    cache: bool = True
+    plugins_dir: str | None = None
 
     @field_validator("threads", "model_batch_size", "encode_chunk")
     @classmethod
@@ -69,7 +74,8 @@ def parse_config(cls: type[BaseModel], data: dict, *, where: str = "config") -> 
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"{where}: unknown key {loc} (valid here: {', '.join(_fields_at(cls, err['loc'][:-1]))})") from None
-        raise ConfigError(f"{where}: {loc}: {err['msg']}") from None
+        message = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
+        raise ConfigError(f"{where}: {loc}: {message}") from None
 
 
 def _fields_at(cls: type[BaseModel], path: tuple) -> list[str]:
@@ -156,15 +162,10 @@ class SamplerSection(BaseModel):
         return dict(self.model_extra or {})
 
 
-class EvalSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    datasets: list[DatasetRef] = Field(default_factory=lambda: [DatasetRef(name="xquad-r")])
-    data_dir: str | None = None
-    languages: list[str] | None = None
-    candidate_text: str = "sentence+context"
-    articles: str | None = None  # LAReQA: evaluate on a slice of articles only
+class EvalSection(EvalTargets):
+    """The evaluation after (and, with ``before``, also before) fine-tuning."""
+
     before: bool = False  # also evaluate the starting model (a child run), for the comparison
-    model_batch_size: int = 16
 
 
 class RunConfig(BaseModel):

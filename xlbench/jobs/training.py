@@ -34,12 +34,10 @@ class PreparedTrain:
 
 
 def eval_config_for(config: RunConfig, model: str | None = None, encoder: str | None = None) -> EvalConfig:
-    ev = config.eval
     return EvalConfig(
-        datasets=ev.datasets, data_dir=ev.data_dir, languages=ev.languages, candidate_text=ev.candidate_text,
-        articles=ev.articles, model=model if encoder is None else None, encoder=encoder,
+        **config.eval.model_dump(exclude={"before"}), model=model if encoder is None else None, encoder=encoder,
         encoder_options=config.model.encoder_options, max_seq_length=config.model.max_seq_length,
-        model_batch_size=ev.model_batch_size, threads=config.threads, plugins_dir=config.plugins_dir,
+        threads=config.threads, plugins_dir=config.plugins_dir,
     )
 
 
