@@ -7,6 +7,8 @@ Migrations in ``db/migrations`` are applied on open; ``create_all`` is for tests
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -16,14 +18,33 @@ from sqlmodel import Session, create_engine
 
 from xlbench.errors import StoreError
 
-SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=5000", "synchronous=NORMAL", "foreign_keys=ON")
+SQLITE_PRAGMAS = ("busy_timeout=5000", "synchronous=NORMAL", "foreign_keys=ON")
+WAL_SWITCH_SECONDS = 30.0
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     for pragma in SQLITE_PRAGMAS:
         cur.execute(f"PRAGMA {pragma}")
+    _switch_to_wal(cur)
     cur.close()
+
+
+def _switch_to_wal(cur) -> None:
+    # WAL is a property of the file, set once by whichever process gets there first. SQLite does
+    # not call the busy handler for a journal-mode change, so two processes opening a new file at
+    # the same moment (the ranks of a torchrun job) see "database is locked" at once: retry.
+    deadline = time.monotonic() + WAL_SWITCH_SECONDS
+    delay = 0.01
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def _sqlite_manual_transactions(dbapi_conn, _record) -> None:
