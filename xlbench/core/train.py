@@ -145,8 +145,9 @@ class Trainer:
         self.on_step, self.on_validation, self.on_checkpoint = on_step, on_validation, on_checkpoint
         self.should_stop = should_stop or (lambda: False)
         self.rank, self.world = dist_info()
-        self.group_index = {gid: i for i, gid in enumerate(corpus.group_ids)}
-        self.lang_index = {lang: i for i, lang in enumerate(corpus.languages)}
+        # (group id → row, language → column) of each corpus, built once: batches name groups by id
+        self.indexes = {id(c): ({g: i for i, g in enumerate(c.group_ids)}, {lang: i for i, lang in enumerate(c.languages)})
+                        for c in (corpus, val_corpus) if c is not None}
         self.module = trainable.module
         self.device = next(self.module.parameters()).device
         if settings.precision != "fp32" and self.device.type != "cuda":
@@ -174,15 +175,13 @@ class Trainer:
         # Under torchrun every rank runs the same steps on its slice of the batch; gradients are
         # averaged by hand after backward (several forward passes per step, and parameters such as
         # an unused pooler, are both awkward for DistributedDataParallel's hooks).
-        self.forward_module = self.module
         self.scaler = torch.amp.GradScaler("cuda") if settings.precision == "fp16" else None
         self.state = TrainState()
 
     # --- batches ----------------------------------------------------------------------
 
     def _texts(self, batch, corpus) -> tuple[list[str], list[str], list[str]]:
-        li = {lang: i for i, lang in enumerate(corpus.languages)}
-        gi = self.group_index if corpus is self.corpus else {g: i for i, g in enumerate(corpus.group_ids)}
+        gi, li = self.indexes[id(corpus)]
         qs, ps, ns = [], [], []
         for gid, ql, pl in batch:
             q, p, n = corpus.pair(gi[gid], li[ql], li[pl])
@@ -196,7 +195,7 @@ class Trainer:
         torch = self.torch
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.s.precision)
         with torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None):
-            return self.enc.embed(self.enc.features(texts, role), module=self.forward_module).float()
+            return self.enc.embed(self.enc.features(texts, role)).float()
 
     def _gather(self, x):
         if self.world == 1:

@@ -28,6 +28,8 @@ class PreparedTrain:
     sampler_class: type
     sampler_options: dict
     corpus: object  # ParallelCorpus
+    train_corpus: object  # the corpus less the groups held out for validation loss
+    val_corpus: object | None
     eval_config: EvalConfig
     eval_prepared: evaluation.Prepared
     overlap: dict[str, int]
@@ -118,9 +120,9 @@ def prepare(config: RunConfig, registry: Registry | None = None) -> PreparedTrai
         detail = ", ".join(f"{lang} {n}" for lang, n in sorted(found.items()))
         raise ConfigError(f"{sum(found.values())} training questions also occur in the evaluation sets ({detail}); "
                           "zero-shot means zero overlap: remove them, or pass --allow-overlap to train anyway")
-    train_corpus, _ = corpus.split(config.train.val_share, config.train.seed)
+    train_corpus, val_corpus = corpus.split(config.train.val_share, config.train.seed)
     sampler_class(train_corpus, batch_size=config.train.batch_size, seed=config.train.seed, **options)  # fails early if infeasible
-    return PreparedTrain(config, registry, sampler_class, options, corpus, eval_cfg, eval_prepared, found)
+    return PreparedTrain(config, registry, sampler_class, options, corpus, train_corpus, val_corpus, eval_cfg, eval_prepared, found)
 
 
 def describe_data(prepared: PreparedTrain) -> list[str]:
@@ -163,12 +165,13 @@ def run_dir(run_id: int) -> Path:
 
 
 def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resume: bool = False) -> None:
-    from xlbench.core.train import TrainSettings, Trainer, dist_info
+    from xlbench.core.train import TrainSettings, Trainer
+    from xlbench.parallel_env import Distributed
     from xlbench.worker import execute
 
     config = prepared.config
-    rank, _ = dist_info()
-    lead = rank == 0
+    dist = Distributed.from_env()
+    lead = dist.rank == 0
     for line in describe_data(prepared):
         reporter.event(line)
     if lead:
@@ -186,21 +189,14 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
     if config.model.passage_prompt is not None:
         encoder.passage_prompt = config.model.passage_prompt
     trainable = encoder.trainable()
-    from xlbench.parallel_env import Distributed
-
-    device = config.device or Distributed.from_env().device()
+    device = config.device or dist.device()
     if device:
         trainable.module.to(device)
-    train_corpus, val_corpus = prepared.corpus.split(config.train.val_share, config.train.seed)
+    train_corpus, val_corpus = prepared.train_corpus, prepared.val_corpus
     sampler = prepared.sampler_class(train_corpus, batch_size=config.train.batch_size, seed=config.train.seed,
                                      **prepared.sampler_options)
     t = config.train
-    settings = TrainSettings(
-        lr=t.lr, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps, max_steps=t.max_steps, batch_size=t.batch_size,
-        mini_batch=t.mini_batch, scale=t.scale, hard_negatives=t.hard_negatives, freeze_embeddings=t.freeze_embeddings,
-        precision=t.precision, grad_clip=t.grad_clip, seed=t.seed, val_every=t.val_every, val_batches=t.val_batches,
-        patience=t.patience, checkpoint_every=t.checkpoint_every, keep_checkpoints=t.keep_checkpoints,
-    )
+    settings = TrainSettings(**t.model_dump(exclude={"val_share"}))  # val_share was spent on the split
     points = _PointWriter(store, run_id) if lead else None
     directory = run_dir(run_id)
 
@@ -264,7 +260,7 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
 
     Trainer._atomic_dir(final, save)
     reporter.event(f"saved the fine-tuned model to {final} (model run-{run_id}: {label})")
-    final_eval = EvalConfig(**{**prepared.eval_config.model_dump(), "model": str(final), "encoder": None, "encoder_options": {}})
+    final_eval = prepared.eval_config.model_copy(update={"model": str(final), "encoder": None, "encoder_options": {}})
     evaluation.run(store, run_id, evaluation.prepare(final_eval, prepared.registry), reporter, register_as=f"run-{run_id}")
 
 

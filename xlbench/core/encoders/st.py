@@ -123,20 +123,21 @@ class SentenceTransformerEncoder:
         model = self.model
         if not texts:
             return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
+
+        def encode(batch: list[str]) -> np.ndarray:
+            return np.asarray(model.encode(batch, prompt=prompt, batch_size=self.batch_size, convert_to_numpy=True,
+                                           normalize_embeddings=True, show_progress_bar=False), dtype=np.float32)
+
         exact = self.exact_length_batches
         if exact is None:
             exact = model.device.type == "cpu"
         if not exact:
-            return np.asarray(model.encode(texts, prompt=prompt, batch_size=self.batch_size, convert_to_numpy=True,
-                                           normalize_embeddings=True, show_progress_bar=False), dtype=np.float32)
+            return encode(texts)
         lengths = model.preprocess(texts, prompt=prompt or None)["attention_mask"].sum(dim=1).numpy()
         out = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
         for length in np.unique(lengths):
             idx = np.nonzero(lengths == length)[0]
-            out[idx] = model.encode(
-                [texts[i] for i in idx], prompt=prompt, batch_size=self.batch_size,
-                convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
-            )
+            out[idx] = encode([texts[i] for i in idx])
         return out
 
     def trainable(self):

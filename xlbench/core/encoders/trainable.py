@@ -3,10 +3,10 @@
 An encoder that can be fine-tuned adds ``trainable() -> TrainableEncoder`` to the encoder contract
 (eval-only encoders simply lack it). The trainer needs only this:
 
-* ``module``: the ``torch.nn.Module`` whose parameters are optimised (and wrapped for DDP);
+* ``module``: the ``torch.nn.Module`` whose parameters are optimised (under torchrun the trainer
+  averages its gradients across ranks itself, so no wrapper is involved);
 * ``features(texts, role)``: tokenised inputs (CPU tensors), prompts applied as ``encode`` would;
-* ``embed(features, module=None)``: embeddings with gradients, exactly as ``encode`` computes them
-  (``module`` lets the trainer pass its DDP wrapper);
+* ``embed(features)``: embeddings with gradients, exactly as ``encode`` computes them;
 * ``save(folder)``: a folder that the same encoder loads again (and ``describe()`` can label).
 """
 
@@ -22,7 +22,7 @@ class TrainableEncoder(Protocol):
 
     def features(self, texts: list[str], role: str) -> dict: ...
 
-    def embed(self, features: dict, module=None): ...
+    def embed(self, features: dict): ...
 
     def save(self, folder: Path) -> None: ...
 
@@ -37,12 +37,12 @@ class SentenceTransformerTrainable:
     def features(self, texts: list[str], role: str) -> dict:
         return self.module.preprocess(texts, prompt=self.prompts.get(role) or None)
 
-    def embed(self, features: dict, module=None):
+    def embed(self, features: dict):
         import torch
 
         device = next(self.module.parameters()).device
         batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
-        return (module or self.module)(batch)["sentence_embedding"]
+        return self.module(batch)["sentence_embedding"]
 
     def save(self, folder: Path) -> None:
         self.module.save(str(folder))
