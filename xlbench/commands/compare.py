@@ -115,13 +115,11 @@ def export_cmd(
 ) -> None:
     """Export runs' full records (config, environment, metrics, per-query ranks, events, loss
     points) to one JSON file that `xlbench import` reads into any other database."""
-    from xlbench.store.transfer import export_run
+    from xlbench.store.transfer import write_export
 
     store = _store()
-    docs = [export_run(store, i) for i in store.find_runs(runs)]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(docs[0] if len(docs) == 1 else docs))
-    _console().print(f"exported {len(docs)} run(s) to {output}")
+    n = write_export(store, store.find_runs(runs), output)
+    _console().print(f"exported {n} run(s) to {output}")
 
 
 @app.command("import")

@@ -152,10 +152,9 @@ class Store:
             q = select(Run).where(Run.status == "queued", Run.parent_id.is_(None)).order_by(Run.id)
             if sweep_id is not None:
                 q = q.where(Run.sweep_id == sweep_id)
-            for run in s.exec(q):
-                if run.id not in exclude:
-                    return run
-            return None
+            if exclude:
+                q = q.where(Run.id.not_in(exclude))
+            return s.exec(q).first()
 
     def create_sweep(self, *, name: str, base_config: dict, grid: dict, run_configs: list[tuple[str, dict]]) -> tuple[int, list[int]]:
         """A sweep row and its queued runs, in one transaction."""
@@ -317,7 +316,6 @@ class Store:
             s.add(Checkpoint(run_id=run_id, step=step, path=path, info_json=json.dumps(info or {})))
             s.commit()
 
-
     # --- comparison, export, import ------------------------------------------------------
 
     def run_inputs(self, run_ids: list[int]):
@@ -327,8 +325,9 @@ class Store:
         out = []
         for run_id in run_ids:
             run = self.get_run(run_id)
-            results = {qr.dataset: (qr.format, qr.payload) for qr in self.query_results(run_id)}
-            versions = {qr.dataset: qr.dataset_version for qr in self.query_results(run_id)}
+            stored = self.query_results(run_id)
+            results = {qr.dataset: (qr.format, qr.payload) for qr in stored}
+            versions = {qr.dataset: qr.dataset_version for qr in stored}
             out.append(RunInput(run.id, run.name, json.loads(run.config_json or "{}"), results, versions))
         return out
 
@@ -338,9 +337,7 @@ class Store:
         with session(self.engine) as s:
             for ref in refs:
                 if ref.isdigit():
-                    if s.get(Run, int(ref)) is None:
-                        raise StoreError(f"no run {ref} in {self.url}")
-                    ids.append(int(ref))
+                    ids.append(_get_run(s, int(ref), self.url).id)
                     continue
                 hits = list(s.exec(select(Run.id).where(Run.name == ref)))
                 if len(hits) != 1:

@@ -19,6 +19,9 @@ from xlbench.store.database import session
 from xlbench.store.models import Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent, TrainPoint
 
 FORMAT = "xlbench-run-v1"
+# the rows that belong to a run, as named in the document
+RUN_ROWS = (("metrics", Metric), ("query_results", QueryResult), ("events", RunEvent), ("train_points", TrainPoint),
+            ("checkpoints", Checkpoint))
 
 
 def _row(obj, drop=("id",)) -> dict:
@@ -38,19 +41,27 @@ def export_run(store, run_id: int) -> dict:
     run = store.get_run(run_id)
     with session(store.engine) as s:
         model = s.get(Model, run.model_id) if run.model_id else None
-        names = {qr.dataset: qr.dataset_version for qr in s.exec(select(QueryResult).where(QueryResult.run_id == run_id))}
+        rows = {key: list(s.exec(select(cls).where(cls.run_id == run_id).order_by(cls.id))) for key, cls in RUN_ROWS}
+        names = {qr.dataset: qr.dataset_version for qr in rows["query_results"]}
         datasets = [d for d in s.exec(select(Dataset)) if names.get(d.name) == d.version]
         return {
             "format": FORMAT,
             "run": _row(run, drop=()),
             "model": _row(model) if model else None,
             "datasets": [_row(d) for d in datasets],
-            "metrics": [_row(m, drop=("id", "run_id")) for m in s.exec(select(Metric).where(Metric.run_id == run_id).order_by(Metric.id))],
-            "query_results": [_row(q, drop=("id", "run_id")) for q in s.exec(select(QueryResult).where(QueryResult.run_id == run_id))],
-            "events": [_row(e, drop=("id", "run_id")) for e in s.exec(select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.id))],
-            "train_points": [_row(p, drop=("id", "run_id")) for p in s.exec(select(TrainPoint).where(TrainPoint.run_id == run_id).order_by(TrainPoint.id))],
-            "checkpoints": [_row(c, drop=("id", "run_id")) for c in s.exec(select(Checkpoint).where(Checkpoint.run_id == run_id))],
+            **{key: [_row(obj, drop=("id", "run_id")) for obj in objs] for key, objs in rows.items()},
         }
+
+
+def write_export(store, run_ids: list[int], path) -> int:
+    """One run's document (an object) or several (a list) in one JSON file; returns how many."""
+    from pathlib import Path
+
+    docs = [export_run(store, i) for i in run_ids]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(docs[0] if len(docs) == 1 else docs))
+    return len(docs)
 
 
 def _parse(cls, data: dict, where: str):
@@ -97,8 +108,7 @@ def import_run(store, doc: dict, *, where: str = "import") -> tuple[int, bool]:
             run.id = original
         s.add(run)
         s.flush()
-        for key, cls in (("metrics", Metric), ("query_results", QueryResult), ("events", RunEvent),
-                         ("train_points", TrainPoint), ("checkpoints", Checkpoint)):
+        for key, cls in RUN_ROWS:
             for item in doc.get(key, []):
                 obj = _parse(cls, item, where)
                 obj.run_id = run.id

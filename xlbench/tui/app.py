@@ -185,13 +185,9 @@ class XlbenchApp(App):
         self.notify(f"run {new.id} re-evaluates run {run_id} in a worker process")
 
     def export_runs(self, run_ids: list[int], path: str) -> None:
-        import json
-        from pathlib import Path
+        from xlbench.store.transfer import write_export
 
-        from xlbench.store.transfer import export_run
-
-        docs = [export_run(self.store, i) for i in run_ids]
-        Path(path).write_text(json.dumps(docs[0] if len(docs) == 1 else docs))
+        write_export(self.store, run_ids, path)
 
 
 def run_app(db: str | None = None, plugins_dir: str | None = None, *, open_run: int | None = None) -> None:
