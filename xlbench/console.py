@@ -158,9 +158,7 @@ def comparison_table(before: dict, after: dict, before_label: str, after_label: 
         b, a = before["summary"].get(family, {}), after["summary"].get(family, {})
         for metric in ("map", "r@1", "r@10"):
             if metric in b and metric in a:
-                delta = a[metric] - b[metric]
-                style = "green" if delta > 0 else "red" if delta < 0 else ""
-                table.add_row(family, metric, _fmt(b[metric]), _fmt(a[metric]), f"[{style}]{delta:+.3f}[/]" if style else f"{delta:+.3f}")
+                table.add_row(family, metric, _fmt(b[metric]), _fmt(a[metric]), _signed(a[metric] - b[metric]))
     rd_b = before.get("bias", {}).get("rank_distance", {}).get("macro")
     rd_a = after.get("bias", {}).get("rank_distance", {}).get("macro")
     if rd_b is not None and rd_a is not None:
@@ -185,7 +183,7 @@ def print_comparison(console: Console, comparison) -> None:
     for row in comparison.rows:
         best = row.best()
         cells = []
-        digits = 1 if row.metric in ("rank_distance", "max_at_r") else 3
+        digits = row.digits
         for k, cell in enumerate(row.cells):
             text = f"{cell.value:.{digits}f}" + (f"±{cell.std:.{digits}f}" if cell.std is not None else "")
             if k == best:

@@ -13,17 +13,15 @@ import json
 
 from xlbench.core.compare import Comparison, Row
 
-FAMILY_LABEL = {"mono": "mono", "cross": "cross", "multi": "multi", "bias": "bias"}
 METRIC_LABEL = {"map": "mAP", "r@1": "R@1", "r@10": "R@10", "rank_distance": "rank distance", "max_at_r": "Max@R",
                 "ndcg@10": "nDCG@10", "r@100": "R@100"}
 
 
 def _value(row: Row, k: int) -> str:
     cell = row.cells[k]
-    digits = 1 if row.metric in ("rank_distance", "max_at_r") else 3
-    text = f"{cell.value:.{digits}f}"
+    text = f"{cell.value:.{row.digits}f}"
     if cell.std is not None:
-        text += f" ± {cell.std:.{digits}f}"
+        text += f" ± {cell.std:.{row.digits}f}"
     return text
 
 
@@ -31,12 +29,11 @@ def _delta(row: Row, k: int) -> str:
     cell = row.cells[k]
     if cell.delta is None:
         return ""
-    digits = 1 if row.metric in ("rank_distance", "max_at_r") else 3
-    return f"{cell.delta:+.{digits}f}{cell.mark}"
+    return f"{cell.delta:+.{row.digits}f}{cell.mark}"
 
 
 def row_label(row: Row) -> str:
-    return f"{row.dataset} {FAMILY_LABEL.get(row.family, row.family)} {METRIC_LABEL.get(row.metric, row.metric)}"
+    return f"{row.dataset} {row.family} {METRIC_LABEL.get(row.metric, row.metric)}"
 
 
 def to_markdown(c: Comparison) -> str:
@@ -81,8 +78,7 @@ def to_latex(c: Comparison) -> str:
                 text = f"\\textbf{{{text}}}"
             if k > 0 and row.cells[k].delta is not None:
                 d = row.cells[k]
-                digits = 1 if row.metric in ("rank_distance", "max_at_r") else 3
-                text += f" ({d.delta:+.{digits}f}$^{{{d.mark}}}$)" if d.mark else f" ({d.delta:+.{digits}f})"
+                text += f" ({d.delta:+.{row.digits}f}$^{{{d.mark}}}$)" if d.mark else f" ({d.delta:+.{row.digits}f})"
             cells.append(text)
         lines.append(_tex(row_label(row)) + " & " + " & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]

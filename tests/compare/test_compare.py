@@ -106,3 +106,30 @@ def test_export_import_into_fresh_database_compares_identically(three_runs, tmp_
     again = xlbench("--db", other, "import", str(out))
     assert "was taken" in again.stdout
     assert np.isclose(Store(other).metrics(1)[0].value, Store().metrics(1)[0].value)
+
+
+def test_miracl_rows_recompute_the_stored_means_and_test_the_difference(tmp_path):
+    """MIRACL rows come from each run's decoded per-query payload: a run against itself gives its
+    stored nDCG@10 / R@100 with Δ = 0 and p = 1; a weaker encoder (half the words) gives its own
+    means and the difference of the two."""
+    from tests.core.test_miracl import WORDS, LetterCounts, make_miracl
+    from xlbench.core.compare import RunInput
+    from xlbench.core.data.miracl import load_miracl
+    from xlbench.core.evaluate import evaluate
+
+    class HalfWords(LetterCounts):
+        def encode(self, texts, *, role):
+            return super().encode(texts, role=role)[:, : len(WORDS) // 2]
+
+    make_miracl(tmp_path, "sw", n_docs=300, n_queries=30, seed=3)
+    make_miracl(tmp_path, "te", n_docs=120, n_queries=15, seed=4)
+    ds = load_miracl(tmp_path, languages=["sw", "te"])
+    results = [evaluate(ds, enc) for enc in (LetterCounts(), LetterCounts(), HalfWords())]
+    inputs = [RunInput(i + 1, f"run {i + 1}", {}, {ds.name: (r.payload_format, r.payload)}) for i, r in enumerate(results)]
+    comparison = compare_runs(inputs, permutations=2000)
+    assert [(row.family, row.metric) for row in comparison.rows] == [("mono", "ndcg@10"), ("mono", "r@100")]
+    for row in comparison.rows:
+        values = [r.summary["mono"][row.metric] for r in results]
+        assert [c.value for c in row.cells] == pytest.approx(values, abs=1e-12)
+        assert row.cells[1].delta == pytest.approx(0, abs=1e-12) and row.cells[1].p == 1.0
+        assert row.cells[2].delta == pytest.approx(values[2] - values[0], abs=1e-12)

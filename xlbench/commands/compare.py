@@ -16,7 +16,7 @@ FORMATS = ("table", "md", "latex", "csv", "json")
 
 def select_runs(store, refs: list[str], last: int | None, where: list[str]) -> list[int]:
     """Run ids from explicit refs, or the newest ``last`` finished runs matching every ``where``."""
-    from xlbench.core.compare import _flatten
+    from xlbench.core.compare import flatten
 
     if refs:
         ids = store.find_runs(refs)
@@ -24,7 +24,7 @@ def select_runs(store, refs: list[str], last: int | None, where: list[str]) -> l
         candidates = store.list_runs(statuses=["finished"])
         ids = []
         for run in candidates:
-            flat = _flatten(json.loads(run.config_json or "{}"))
+            flat = flatten(json.loads(run.config_json or "{}"))
             if all(_matches(flat, cond) for cond in where):
                 ids.append(run.id)
         ids = sorted(ids[:last] if last else ids)
@@ -71,7 +71,7 @@ def compare_cmd(
 
       xlbench compare 4 5 6 --format md --output docs/results.md
     """
-    from xlbench.core.compare import compare_runs, group_runs
+    from xlbench.core.compare import compare_runs, flatten, group_runs
     from xlbench.exports import RENDERERS, matrix_csv as render_matrix
 
     if output_format not in FORMATS:
@@ -87,9 +87,7 @@ def compare_cmd(
     groups = labels = None
     if group_by:
         groups = group_runs([r.config for r in inputs], group_by)
-        from xlbench.core.compare import _flatten
-
-        labels = [f"{group_by}={_flatten(inputs[g[0]].config).get(group_by)} (n={len(g)}: runs {','.join(str(inputs[i].run_id) for i in g)})"
+        labels = [f"{group_by}={flatten(inputs[g[0]].config).get(group_by)} (n={len(g)}: runs {','.join(str(inputs[i].run_id) for i in g)})"
                   for g in groups]
     comparison = compare_runs(inputs, groups=groups, labels=labels, permutations=permutations, seed=seed)
     if matrix_csv:

@@ -31,6 +31,7 @@ LAREQA_ROWS = [(f, m) for f in ("mono", "cross", "multi") for m in ("map", "r@1"
     ("bias", "rank_distance"), ("bias", "max_at_r")]
 MIRACL_ROWS = [("mono", "ndcg@10"), ("mono", "r@100")]
 LOWER_IS_BETTER = {"rank_distance", "max_at_r"}
+RANK_VALUED = {"rank_distance", "max_at_r"}  # positions in a ranking: shown with one decimal, scores with three
 
 
 @dataclass
@@ -67,6 +68,10 @@ class Row:
     @property
     def lower_is_better(self) -> bool:
         return self.metric in LOWER_IS_BETTER
+
+    @property
+    def digits(self) -> int:
+        return 1 if self.metric in RANK_VALUED else 3
 
     def best(self) -> int:
         values = [c.value for c in self.cells]
@@ -146,8 +151,8 @@ def lareqa_units(r: LareqaRanks, family: str, metric: str) -> UnitScores:
     return UnitScores(list(contrib), np.array(list(contrib.values())))
 
 
-def miracl_units(payload: bytes, metric: str, keep: set[tuple[str, str]] | None) -> UnitScores:
-    data = json.loads(zlib.decompress(payload))
+def miracl_units(data: dict, metric: str, keep: set[tuple[str, str]] | None) -> UnitScores:
+    """``data``: a run's decoded MIRACL payload (per query: its judged ids and ranked hits)."""
     depth = data["depth"]
     by_lang: dict[str, list] = defaultdict(list)
     for q in data["queries"]:
@@ -164,32 +169,30 @@ def miracl_units(payload: bytes, metric: str, keep: set[tuple[str, str]] | None)
     return UnitScores(list(contrib), np.array(list(contrib.values())))
 
 
-def _miracl_keys(payload: bytes) -> set[tuple[str, str]]:
-    return {(q["lang"], q["qid"]) for q in json.loads(zlib.decompress(payload))["queries"]}
-
-
 # --- the comparison ------------------------------------------------------------------------
 
 
 def config_diff(configs: list[dict]) -> dict[str, list]:
-    flat = [_flatten(c) for c in configs]
+    flat = [flatten(c) for c in configs]
     keys = sorted(set().union(*flat)) if flat else []
     return {k: [f.get(k) for f in flat] for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1}
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested config keys as dotted ones: ``{"sampler": {"alpha": 0.5}}`` → ``{"sampler.alpha": 0.5}``."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
+            out.update(flatten(v, key + "."))
         else:
             out[key] = v
     return out
 
 
 def _common(runs: list[RunInput], dataset: str, notes: list[str]):
-    """The shared languages and (language, query id) keys of a dataset across runs."""
+    """Each run's decoded results for a dataset, restricted to what every run has:
+    ``(format, per-run data, MIRACL (language, query id) keys or None, same languages)``."""
     formats = {r.results[dataset][0] for r in runs}
     if len(formats) != 1:
         notes.append(f"{dataset}: stored in different formats {sorted(formats)}; not compared")
@@ -208,15 +211,16 @@ def _common(runs: list[RunInput], dataset: str, notes: list[str]):
             if not same_langs:
                 notes.append(f"{dataset}: run {run.run_id} has languages {','.join(x.languages)}; compared on the "
                              f"intersection {','.join(languages)} (multilingual and bias rows dropped: different pools)")
-        return fmt, [_restrict(x, languages, keys) for x in ranks], same_langs
-    keys = set.intersection(*(_miracl_keys(r.results[dataset][1]) for r in runs))
-    return fmt, keys, True
+        return fmt, [_restrict(x, languages, keys) for x in ranks], None, same_langs
+    decoded = [json.loads(zlib.decompress(r.results[dataset][1])) for r in runs]
+    keys = set.intersection(*({(q["lang"], q["qid"]) for q in d["queries"]} for d in decoded))
+    return fmt, decoded, keys, True
 
 
-def _row_units(fmt, data, i: int, runs: list[RunInput], dataset: str, family: str, metric: str) -> UnitScores:
+def _row_units(fmt: str, data, keep, family: str, metric: str) -> UnitScores:
     if fmt == PAYLOAD_FORMAT:
-        return lareqa_units(data[i], family, metric)
-    return miracl_units(runs[i].results[dataset][1], metric, data)
+        return lareqa_units(data, family, metric)
+    return miracl_units(data, metric, keep)
 
 
 def _aligned(units: list[UnitScores]) -> np.ndarray:
@@ -249,12 +253,12 @@ def compare_runs(runs: list[RunInput], *, groups: list[list[int]] | None = None,
         common = _common(runs, dataset, notes)
         if common is None:
             continue
-        fmt, data, same_langs = common
+        fmt, data, keep, same_langs = common
         specs = LAREQA_ROWS if fmt == PAYLOAD_FORMAT else MIRACL_ROWS
         for family, metric in specs:
             if fmt == PAYLOAD_FORMAT and family in ("multi", "bias") and not same_langs:
                 continue
-            units = _aligned([_row_units(fmt, data, i, runs, dataset, family, metric) for i in range(len(runs))])
+            units = _aligned([_row_units(fmt, d, keep, family, metric) for d in data])
             if units.shape[1] == 0:
                 continue
             group_units = [units[g].mean(axis=0) for g in groups]
@@ -311,7 +315,7 @@ def _delta_matrix(ranks: list[LareqaRanks], groups: list[list[int]], family: str
 def group_runs(configs: list[dict], key: str, seed_key: str = "train.seed") -> list[list[int]]:
     """Indices of runs grouped by the value of ``key`` (e.g. ``sampler.alpha``); runs whose other
     settings differ beyond ``key`` and the seed are kept apart."""
-    flat = [_flatten(c) for c in configs]
+    flat = [flatten(c) for c in configs]
     buckets: dict[str, list[int]] = {}
     for i, f in enumerate(flat):
         rest = {k: v for k, v in f.items() if k not in (key, seed_key, "name")}

@@ -81,7 +81,7 @@ class CompareScreen(TabbedScreen):
         for label in comparison.columns:
             table.add_column(label[:24])
         for row in comparison.rows:
-            digits = 1 if row.metric in ("rank_distance", "max_at_r") else 3
+            digits = row.digits
             best = row.best()
             cells = []
             for k, cell in enumerate(row.cells):
