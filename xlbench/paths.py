@@ -28,5 +28,12 @@ def cache_dir(*parts: str) -> Path:
     return root.joinpath(*parts)
 
 
+def logs_dir() -> Path:
+    """Where background workers write their output (``run-<id>.log``), created on demand."""
+    folder = workspace() / "db" / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def plugins_dir(explicit: str | None = None) -> Path:
     return Path(explicit or os.environ.get("XLBENCH_PLUGINS_DIR") or workspace() / "plugins")

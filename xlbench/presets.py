@@ -81,11 +81,16 @@ def set_dotted(config: dict, assignment: str) -> dict:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = {"true": True, "false": False}.get(raw.lower(), raw)
+    return set_path(config, key, value, where=f"--set {assignment!r}")
+
+
+def set_path(config: dict, key: str, value, *, where: str | None = None) -> dict:
+    """Put ``value`` at the dotted ``key`` of a nested dict, creating sections on the way."""
     parts = key.strip().split(".")
     node = config
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"bad --set {assignment!r}: {part} is not a section")
+            raise ConfigError(f"bad {where or repr(key)}: {part} is not a section")
     node[parts[-1]] = value
     return config

@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from xlbench.store.store import Store
+from xlbench.worker import spawn
 
 
 def gpu_ids() -> list[str]:
@@ -70,10 +70,7 @@ def run_queue(store: Store, *, workers: int = 1, sweep_id: int | None = None, po
                 env = dict(os.environ)
                 if gpus:
                     env["CUDA_VISIBLE_DEVICES"] = gpus[started % len(gpus)]
-                log = open(log_dir / f"run-{run.id}.log", "ab") if log_dir else subprocess.DEVNULL
-                cmd = [sys.executable, "-m", "xlbench", "--db", store.url, "worker", str(run.id)]
-                active[run.id] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                                  env=env, start_new_session=True)
+                active[run.id] = spawn(run.id, db=store.url, log_dir=log_dir, env=env)
                 started += 1
                 say(f"run {run.id} started (worker pid {active[run.id].pid}"
                     + (f", GPU {env['CUDA_VISIBLE_DEVICES']})" if gpus else ")"))

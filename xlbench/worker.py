@@ -171,11 +171,13 @@ def _finish(store: Store, run_id: int, status: str, error: str | None, detail: s
     store.finish_run(run_id, status, error)
 
 
-def spawn(run_id: int, *, db: str | None = None, log_dir: Path | None = None) -> int:
-    """Start ``xlbench worker RUN_ID`` as a detached background process; returns its pid."""
+def spawn(run_id: int, *, db: str | None = None, log_dir: Path | None = None,
+          env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``xlbench worker RUN_ID`` as a background process in its own session (it outlives
+    whoever started it), its output appended to ``log_dir/run-<id>.log``."""
     cmd = [sys.executable, "-m", "xlbench", "worker", str(run_id)]
     if db:
         cmd[3:3] = ["--db", db]
     log = open(log_dir / f"run-{run_id}.log", "ab") if log_dir else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc.pid
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)

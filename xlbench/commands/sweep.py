@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from xlbench.cli import _console, _store, app, state
+from xlbench.cli import _console, _plugins_folder, _scalar, _store, app
 from xlbench.errors import ConfigError, XlbenchError
 
 sweep_app = typer.Typer(help="Grids of runs (e.g. sampler.alpha × seeds): queue, show, stop, resume.",
@@ -28,16 +28,9 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     return grid
 
 
-def _scalar(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def expand(base: dict, grid: dict[str, list]) -> list[tuple[dict, dict]]:
     """Every combination of the grid applied to the base config: ``[(assignment, config)]``."""
-    from xlbench.presets import set_dotted
+    from xlbench.presets import set_path
 
     keys = list(grid)
     out = []
@@ -45,7 +38,7 @@ def expand(base: dict, grid: dict[str, list]) -> list[tuple[dict, dict]]:
         config = json.loads(json.dumps(base))
         assignment = dict(zip(keys, values))
         for key, value in assignment.items():
-            set_dotted(config, f"{key}={json.dumps(value)}")
+            set_path(config, key, value)
         out.append((assignment, config))
     return out
 
@@ -83,7 +76,7 @@ def sweep_cmd(
     if seeds:
         grid_values["train.seed"] = [int(s) for s in seeds.split(",") if s.strip()]
     base = build_run_config(preset_name, config_file, sets or [], {})
-    base.setdefault("plugins_dir", str(Path(state.plugins_dir or "plugins").resolve()))
+    base.setdefault("plugins_dir", _plugins_folder())
     store = _store()
     configs = []
     checked_data = set()
@@ -109,11 +102,10 @@ def sweep_cmd(
 
 
 def _queue(store, workers: int, sweep_id: int | None) -> None:
-    from xlbench.paths import workspace
+    from xlbench.paths import logs_dir
     from xlbench.queue import run_queue
 
-    logs = workspace() / "db" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = logs_dir()
     console = _console()
     done = run_queue(store, workers=workers, sweep_id=sweep_id, log_dir=logs, say=lambda m: console.print(m))
     console.print(f"queue finished: {len(done)} runs executed (logs in {logs})")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from xlbench.cli import _absolute, _console, _options, _show_results, _split_langs, _store, app, state
+from xlbench.cli import (_absolute, _console, _detach, _model_arg, _options, _plugins_folder, _show_results, _split_langs,
+                         _store, app, state)
 from xlbench.errors import ConfigError
 
 sampler_app = typer.Typer(help="Batch samplers: see what a sampler does to your data.", no_args_is_help=True)
@@ -43,7 +43,7 @@ def build_run_config(preset_name: str | None, config_file: Path | None, sets: li
 def _flags(**kw) -> dict:
     out: dict = {}
     if kw["model"]:
-        out["model"] = {"model": _absolute(kw["model"]) if Path(kw["model"]).exists() else kw["model"]}
+        out["model"] = {"model": _model_arg(kw["model"])}
     if kw["sampler"]:
         out["sampler"] = {"name": kw["sampler"]}
     train = {k: v for k, v in (("max_steps", kw["steps"]), ("batch_size", kw["batch_size"]), ("seed", kw["seed"])) if v is not None}
@@ -113,7 +113,7 @@ def run_cmd(
     flags = _flags(model=model, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed, data_dir=data_dir,
                    train_data=train_data, name=name, threads=threads, allow_overlap=allow_overlap)
     data = build_run_config(preset_name, config_file, sets or [], flags)
-    data.setdefault("plugins_dir", str(Path(state.plugins_dir or os.environ.get("XLBENCH_PLUGINS_DIR") or "plugins").resolve()))
+    data.setdefault("plugins_dir", _plugins_folder())
     config = parse_config(RunConfig, data, where=str(config_file or f"preset {preset_name or 'default'}"))
     if show_config:
         _console().print_json(config.model_dump_json())
@@ -138,13 +138,7 @@ def _execute_train(store, run_id: int, prepared, detach: bool, *, dist=None, jso
 
     console = _console()
     if detach:
-        from xlbench.paths import workspace
-        from xlbench.worker import spawn
-
-        logs = workspace() / "db" / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        pid = spawn(run_id, db=store.url, log_dir=logs)
-        console.print(f"run {run_id} queued; worker pid {pid} (log: {logs / f'run-{run_id}.log'})")
+        _detach(store, run_id, console)
         return
     run = store.get_run(run_id)
     if prepared is None:
@@ -197,13 +191,11 @@ def sampler_preview(
     from xlbench.core.samplers.stats import batch_stats
     from xlbench.jobs.training import load_corpus
     from xlbench.jobs.evaluation import registry_for
-    from xlbench.paths import plugins_dir
-
     kind, _, path = train_data.partition("=")
     config = RunConfig.model_validate({"data": {"kind": kind, "path": _absolute(path) if path else None,
                                                 "languages": _split_langs(languages)}})
     corpus = load_corpus(config)
-    config.plugins_dir = str(plugins_dir(state.plugins_dir))
+    config.plugins_dir = _plugins_folder()
     cls = registry_for(config).load("sampler", name)
     sampler = cls(corpus, batch_size=batch_size, seed=seed, **_options(option))
     drawn = [batch for _, batch in zip(range(batches), sampler)]
