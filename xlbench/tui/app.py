@@ -153,12 +153,10 @@ class XlbenchApp(App):
             self.notify(success)
 
     def start_worker(self, run_id: int) -> int:
-        from xlbench.paths import workspace
+        from xlbench.paths import logs_dir
         from xlbench.worker import spawn
 
-        logs = workspace() / "db" / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        return spawn(run_id, db=self.store.url, log_dir=logs)
+        return spawn(run_id, db=self.store.url, log_dir=logs_dir()).pid
 
     def reevaluate(self, run_id: int) -> None:
         """Queue a fresh evaluation of the run's model on the run's evaluation sets."""

@@ -66,7 +66,7 @@ class CatalogScreen(Screen):
     """Shared shape of the two catalog screens."""
 
     KIND = ""
-    BINDINGS = [Binding("escape", "back", "back"), Binding("a", "add", "add"), Binding("delete,backspace", "remove", "remove")]
+    BINDINGS = [Binding("escape", "app.back", "back"), Binding("a", "add", "add"), Binding("delete,backspace", "remove", "remove")]
     COLUMNS: tuple[str, ...] = ()
     PROMPT = ""
 
@@ -99,9 +99,6 @@ class CatalogScreen(Screen):
         item = next((i for i in getattr(self, "items", []) if str(i.id) == event.row_key.value), None)
         if item is not None:
             self.query_one("#catalog-detail", Static).update(self.detail(item))
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
     def action_add(self) -> None:
         from xlbench.tui.screens.dialogs import InputDialog

@@ -16,7 +16,7 @@ from xlbench.tui.widgets.loss_plot import LossPlot
 
 class CompareScreen(TabbedScreen):
     BINDINGS = [
-        Binding("escape", "back", "back"),
+        Binding("escape", "app.back", "back"),
         Binding("right_square_bracket", "next_delta", "next Δ", show=False),
         *tab_bindings(("tab-table", "table"), ("tab-curves", "loss"), ("tab-delta", "Δ heatmap"), ("tab-diff", "config")),
     ]
@@ -107,6 +107,3 @@ class CompareScreen(TabbedScreen):
     def action_next_delta(self) -> None:
         self.delta_index += 1
         self.show_delta()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()

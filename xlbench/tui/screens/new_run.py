@@ -16,7 +16,7 @@ from xlbench.errors import XlbenchError
 
 
 class NewRunScreen(Screen):
-    BINDINGS = [Binding("escape", "back", "back"), Binding("ctrl+s", "start", "start")]
+    BINDINGS = [Binding("escape", "app.back", "back"), Binding("ctrl+s", "start", "start")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -118,9 +118,6 @@ class NewRunScreen(Screen):
 
     def action_start(self) -> None:
         self.submit(start=True)
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
     @work(thread=True, exclusive=True, group="new-run")
     def submit(self, start: bool) -> None:

