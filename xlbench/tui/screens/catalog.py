@@ -125,7 +125,7 @@ class CatalogScreen(Screen):
 
         def done(yes: bool) -> None:
             if yes:
-                self.app.guard(lambda: self.remove(item.id), f"removed {self.KIND[:-1]} {item.name}")
+                self.app.guard(lambda: self.remove_item(item.id), f"removed {self.KIND[:-1]} {item.name}")
                 self.refresh_rows()
 
         self.app.push_screen(ConfirmDialog(f"Remove {self.KIND[:-1]} {item.name!r} from the database?"), done)
@@ -150,7 +150,7 @@ class ModelsScreen(CatalogScreen):
         self.app.store.ensure_model(spec, encoder="sentence-transformers", source=stats["source"], label=stats["label"], info=stats)
         return f"model {spec} added ({stats['kind']})"
 
-    def remove(self, item_id: int) -> None:
+    def remove_item(self, item_id: int) -> None:
         self.app.store.remove_model(item_id)
 
 
@@ -176,5 +176,5 @@ class DatasetsScreen(CatalogScreen):
         self.app.store.ensure_dataset(stats=stats, **fields)
         return f"dataset {fields['name']} added: {len(fields['languages'])} languages"
 
-    def remove(self, item_id: int) -> None:
+    def remove_item(self, item_id: int) -> None:
         self.app.store.remove_dataset(item_id)
