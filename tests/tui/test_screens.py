@@ -27,9 +27,22 @@ def text_of(widget) -> str:
 
 
 async def settle(pilot, rounds: int = 3) -> None:
+    from textual.worker import WorkerCancelled
+
     for _ in range(rounds):
-        await pilot.app.workers.wait_for_complete()
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:  # a slow exclusive poll replaced by the next one (a loaded machine)
+            pass
         await pilot.pause(0.05)
+
+
+async def open_run(pilot, run_id: int):
+    """Open a run's screen the way the app does and wait for its first poll."""
+    await settle(pilot)
+    pilot.app.open_run(run_id)
+    await settle(pilot)
+    return pilot.app.screen
 
 
 async def test_runs_screen_lists_every_run_with_status_and_progress(make_app):
@@ -78,9 +91,7 @@ async def test_filter_sort_select_and_compare(make_app):
 async def test_run_screen_shows_curve_heatmap_bias_and_events(make_app):
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        app.open_run(1)
-        await settle(pilot)
+        await open_run(pilot, 1)
         screen = app.screen
         assert isinstance(screen, RunScreen)
         plot = screen.query_one(LossPlot)
@@ -101,9 +112,7 @@ async def test_run_screen_shows_curve_heatmap_bias_and_events(make_app):
 async def test_cancel_asks_then_writes_the_request(make_app, seeded):
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        app.open_run(3)
-        await settle(pilot)
+        await open_run(pilot, 3)
         await pilot.press("x")
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("escape")
@@ -117,9 +126,7 @@ async def test_cancel_asks_then_writes_the_request(make_app, seeded):
 async def test_resume_of_a_finished_run_is_a_dialog_not_a_crash(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.open_run(1)
-        await settle(pilot)
+        await open_run(pilot, 1)
         await pilot.press("u")
         assert isinstance(app.screen, ErrorDialog) and "only a cancelled, failed or lost run" in app.screen.message
 
@@ -127,9 +134,7 @@ async def test_resume_of_a_finished_run_is_a_dialog_not_a_crash(make_app):
 async def test_loss_curve_grows_while_another_process_writes(make_app, seeded):
     app = make_app(poll_seconds=0.2)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        app.open_run(3)
-        await settle(pilot)
+        await open_run(pilot, 3)
         plot = app.screen.query_one(LossPlot)
         assert len(plot.series["train"][0]) == 120
         code = ("import sys; from xlbench.store.store import Store; s = Store(sys.argv[1]); "
@@ -265,9 +270,7 @@ async def test_reevaluate_writes_an_eval_run_and_starts_a_worker(make_app, seede
     app = make_app()
     monkeypatch.setattr(app, "start_worker", lambda run_id: started.append(run_id))
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        app.open_run(5)
-        await settle(pilot)
+        await open_run(pilot, 5)
         await pilot.press("e")
         new = seeded.list_runs()[0]
         assert (new.id, new.kind, new.parent_id, new.status) == (6, "eval", 5, "queued") and started == [6]
