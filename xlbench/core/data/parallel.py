@@ -109,11 +109,8 @@ def _text(value, path, place, field: str, required: bool = True) -> str | None:
     return value
 
 
-def load_jsonl(path: Path, *, languages: list[str] | None = None, name: str | None = None) -> ParallelCorpus:
-    """``{"id", "lang", "query", "passage", "negative"?}`` per line; ``id`` is the group id."""
-    path = Path(path)
-    rows: dict[tuple[str, str], tuple[str, str, str | None]] = {}
-    digest = hashlib.sha256()
+def _json_lines(path: Path):
+    """``(line number, line, value)`` for each non-blank line of a JSON-lines file."""
     try:
         fh = open(path, encoding="utf-8")
     except OSError as exc:
@@ -122,26 +119,35 @@ def load_jsonl(path: Path, *, languages: list[str] | None = None, name: str | No
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            digest.update(line.encode())
-            place = f"line {lineno}"
             try:
-                obj = json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(path, f"{place} column {exc.colno}", f"invalid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(path, place, "expected an object")
-            gid = obj.get("id")
-            if isinstance(gid, int) and not isinstance(gid, bool):
-                gid = str(gid)
-            gid = _text(gid, path, place, "id")
-            lang = _text(obj.get("lang"), path, place, "lang")
-            if languages and lang not in languages:
-                continue
-            if (gid, lang) in rows:
-                raise DataError(path, place, f"item {gid!r} in {lang!r} appears twice")
-            rows[(gid, lang)] = (_text(obj.get("query"), path, place, "query"),
-                                 _text(obj.get("passage"), path, place, "passage"),
-                                 _text(obj.get("negative"), path, place, "negative", required=False))
+                raise DataError(path, f"line {lineno} column {exc.colno}", f"invalid JSON ({exc.msg})") from None
+            yield lineno, line, value
+
+
+def load_jsonl(path: Path, *, languages: list[str] | None = None, name: str | None = None) -> ParallelCorpus:
+    """``{"id", "lang", "query", "passage", "negative"?}`` per line; ``id`` is the group id."""
+    path = Path(path)
+    rows: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+    digest = hashlib.sha256()
+    for lineno, line, obj in _json_lines(path):
+        digest.update(line.encode())
+        place = f"line {lineno}"
+        if not isinstance(obj, dict):
+            raise DataError(path, place, "expected an object")
+        gid = obj.get("id")
+        if isinstance(gid, int) and not isinstance(gid, bool):
+            gid = str(gid)
+        gid = _text(gid, path, place, "id")
+        lang = _text(obj.get("lang"), path, place, "lang")
+        if languages and lang not in languages:
+            continue
+        if (gid, lang) in rows:
+            raise DataError(path, place, f"item {gid!r} in {lang!r} appears twice")
+        rows[(gid, lang)] = (_text(obj.get("query"), path, place, "query"),
+                             _text(obj.get("passage"), path, place, "passage"),
+                             _text(obj.get("negative"), path, place, "negative", required=False))
     return _build(name or path.stem, str(path), rows, digest.hexdigest())
 
 
@@ -177,9 +183,9 @@ def load_mlqa_translate_train(languages: list[str], *, folder: Path | None = Non
     rows: dict[tuple[str, str], tuple[str, str, None]] = {}
     digest = hashlib.sha256()
     for lang in languages:
+        where = (folder / _mlqa_file(lang)) if folder else f"{'rajpurkar/squad' if lang == 'en' else 'facebook/mlqa'}:{lang}"
         for lineno, row in _mlqa_rows(lang, folder):
             place = f"row {lineno}"
-            where = (folder / _mlqa_file(lang)) if folder else f"{'rajpurkar/squad' if lang == 'en' else 'facebook/mlqa'}:{lang}"
             qid = _text(row.get("id"), where, place, "id")
             question = _text(row.get("question"), where, place, "question")
             context = _text(row.get("context"), where, place, "context")
@@ -202,13 +208,8 @@ def _mlqa_rows(lang: str, folder: Path | None):
         path = Path(folder) / _mlqa_file(lang)
         if not path.exists():
             raise DataError(path, "", "missing (expected the hub rows as JSON lines)")
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if line.strip():
-                    try:
-                        yield lineno, json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise DataError(path, f"line {lineno} column {exc.colno}", f"invalid JSON ({exc.msg})") from None
+        for lineno, _, row in _json_lines(path):
+            yield lineno, row
         return
     from datasets import load_dataset
 
