@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+import numpy as np
+import scipy.sparse
 
 SLOW_ENCODER = '''
 import hashlib, time
@@ -107,3 +111,24 @@ languages = {list(eval_langs)!r}
 candidate_text = "sentence"
 '''.replace("'", '"'))
     return path
+
+
+# --- the grid rule (xlbench/core/scoring.py) from its definition, in integer arithmetic --------
+
+
+def grid_integers(vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The grid rule's integers and exponents, from its definition: v * 2**(B - e) rounded half-even."""
+    bits = (53 - math.ceil(math.log2(vecs.shape[1]))) // 2
+    exps = np.array([math.frexp(float(np.abs(row).max()))[1] for row in vecs], dtype=np.int64)
+    ints = np.round(vecs.astype(np.float64) * (2.0 ** (bits - exps))[:, None]).astype(np.int64)
+    assert np.abs(ints).max() <= 2**bits
+    return ints, exps, bits
+
+
+def grid_scores(queries: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """Exact integer dot products times the two powers of two (exactly representable in float64)."""
+    qi, qe, bits = grid_integers(queries)
+    ci, ce, _ = grid_integers(cands)
+    dots = np.asarray((scipy.sparse.csr_matrix(qi) @ ci.T))
+    assert dots.dtype == np.int64 and np.abs(dots).max() < 2**53
+    return np.ldexp(dots.astype(np.float64), qe[:, None] + ce[None, :] - 2 * bits)

@@ -239,6 +239,8 @@ def runs_show(
     events: Annotated[bool, typer.Option("--events/--no-events", help="Show the run's event log.")] = True,
 ) -> None:
     """Show one run: its record, its events and its result tables."""
+    from xlbench.core.environment import summary_lines
+
     store = _store()
     store.reap_lost()
     run = store.get_run(run_id)
@@ -246,8 +248,10 @@ def runs_show(
     console.print(f"[bold]run {run.id}[/] {run.name}: [bold]{run.status}[/]  {run.phase}")
     env = json.loads(run.env_json or "{}")
     model = env.get("model", {})
-    console.print(f"model: {model.get('label', '?')}  device: {env.get('device', '?')}  threads: {env.get('threads', '?')}  "
-                  f"xlbench {run.xlbench_version}  commit {run.git_commit or '–'}")
+    console.print(f"model: {model.get('label', '?')}  xlbench {run.xlbench_version}  commit {run.git_commit or '–'}",
+                  highlight=False)
+    for line in summary_lines(env):
+        console.print(f"  {line}", highlight=False, markup=False)
     if run.error:
         console.print(f"[red]error:[/] {run.error}")
     if events:

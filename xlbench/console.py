@@ -206,6 +206,14 @@ def print_comparison(console: Console, comparison) -> None:
         for key, values in comparison.config_diff.items():
             diff.add_row(key, *(str(v) for v in values))
         console.print(diff)
+    if comparison.env_diff:
+        env = Table(title="where the runs ran: facts that differ")
+        env.add_column("fact")
+        for run_id in comparison.env_runs:
+            env.add_column(f"run {run_id}", overflow="fold")
+        for key, values in comparison.env_diff.items():
+            env.add_row(key, *(str(v) for v in values))
+        console.print(env)
     for dataset, m in comparison.matrices.items():
         for k, delta in enumerate(m["delta"], start=1):
             grid = Table(title=f"{dataset}: Δ mAP of {comparison.columns[k]} vs {comparison.columns[0]} "

@@ -59,6 +59,11 @@ def to_markdown(c: Comparison) -> str:
         lines += ["", "| config key | " + " | ".join(c.columns) + " |", "|---|" + "---|" * len(c.columns)]
         for key, values in c.config_diff.items():
             lines.append(f"| {key} | " + " | ".join(json.dumps(v) for v in values) + " |")
+    if c.env_diff:
+        lines += ["", "| where it ran | " + " | ".join(f"run {r}" for r in c.env_runs) + " |",
+                  "|---|" + "---|" * len(c.env_runs)]
+        for key, values in c.env_diff.items():
+            lines.append(f"| {key} | " + " | ".join(json.dumps(v) for v in values) + " |")
     return "\n".join(lines) + "\n"
 
 

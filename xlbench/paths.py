@@ -1,7 +1,9 @@
 """Where xlbench keeps its state: the workspace, its database and its caches.
 
-The workspace is ``$XLBENCH_HOME`` or the current directory. Inside it:
-``db/xlbench.sqlite`` (default database) and ``cache/`` (embeddings, built models, downloads).
+The workspace is ``$XLBENCH_HOME`` or the current directory. Inside it, all run-time state:
+``db/xlbench.sqlite`` (default database), ``db/logs/`` (background workers' output), ``cache/``
+(embeddings, built models, downloads) and ``runs/`` (checkpoints and fine-tuned models). When the
+workspace is the source checkout, .gitignore covers each of them (tests/test_paths.py checks it).
 """
 
 from __future__ import annotations
@@ -28,11 +30,17 @@ def cache_dir(*parts: str) -> Path:
     return root.joinpath(*parts)
 
 
-def logs_dir() -> Path:
+def logs_dir(*, create: bool = True) -> Path:
     """Where background workers write their output (``run-<id>.log``), created on demand."""
     folder = workspace() / "db" / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def runs_dir() -> Path:
+    """Checkpoints and fine-tuned models, one ``run-<id>`` folder per training run."""
+    return workspace() / "runs"
 
 
 def plugins_dir(explicit: str | None = None) -> Path:

@@ -10,7 +10,6 @@ already written kept.
 from __future__ import annotations
 
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -112,13 +111,9 @@ def set_threads(threads: int) -> None:
 
 
 def environment(threads: int) -> dict:
-    import torch
+    from xlbench.core.environment import describe
 
-    device = "cpu"
-    if torch.cuda.is_available():
-        device = f"cuda: {torch.cuda.get_device_name(0)}"
-    return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
-            "device": device, "threads": threads, "argv": sys.argv}
+    return {**describe(threads), "argv": sys.argv}
 
 
 def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Reporter | None = None) -> None:

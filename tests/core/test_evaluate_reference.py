@@ -2,7 +2,12 @@
 
 The reference re-reads the published JSON itself, builds each setting's pool explicitly, sorts
 every query's scores with a stable argsort and computes each metric from the sorted relevance
-vector. Nothing is shared with the engine except the encoder (the deterministic hashing plugin).
+vector. Nothing is shared with the engine except the encoder (the deterministic hashing plugin,
+whose vectors are the same bits on every machine).
+
+Scores follow the grid rule (xlbench/core/scoring.py) from its definition, in integer arithmetic
+(tests.helpers.grid_scores: no floating-point sum, no BLAS kernel). So the equality below is
+exact and holds on every CPU and kernel path (CI runs it under two).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from xlbench.core.data.sources import XquadR, bundled_xquad_r
+from tests.helpers import grid_scores
 from xlbench.core.evaluate import evaluate
 
 
@@ -57,9 +63,11 @@ def reference_cells(encoder, languages):
     sklearn_checked = 0
     for x in languages:
         qids = [qid for qid, _ in data[x][2]]
+        pool_scores = grid_scores(query_vec[x], pool)  # the grid is per vector: a block is a slice
         for y in languages + ["all"]:
             cands = pool if y == "all" else cand_vec[y]
-            scores = query_vec[x] @ cands.T
+            lo = 0 if y == "all" else pool_offset[y]
+            scores = pool_scores[:, lo : lo + len(cands)]
             per_query = []
             for i, qid in enumerate(qids):
                 rel = np.zeros(len(cands), dtype=int)

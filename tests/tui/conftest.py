@@ -3,6 +3,7 @@ at fixed times so screens (and snapshots) are deterministic."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -28,15 +29,22 @@ def loss_curve(n: int, start: float = 2.0, end: float = 0.4) -> list[float]:
 
 @pytest.fixture(scope="session")
 def hashing_results():
-    """Real evaluation results of the hashing plugin on three XQuAD-R languages (and a weaker variant)."""
-    from tests.conftest import PLUGINS
-    from xlbench.core.data.sources import XquadR
-    from xlbench.core.evaluate import evaluate
-    from xlbench.plugins import Registry
+    """Stored evaluation results of the hashing plugin on three XQuAD-R languages (and a weaker
+    variant): read from tests/tui/fixtures, never recomputed here (see make_results.py there)."""
+    from tests.tui.fixtures import make_results
 
-    cls = Registry(PLUGINS).load("encoder", "hashing")
-    ds = XquadR().load(languages=["de", "en", "zh"])
-    return evaluate(ds, cls()), evaluate(ds, cls(dim=32))
+    stored = make_results.load()
+    return stored["strong"], stored["weak"]
+
+
+def facts(threads: int) -> dict:
+    """A fixed where-it-ran record (what xlbench.core.environment.describe stores), by thread count."""
+    return {"device": "cpu", "threads": threads, "torch": "2.13.0+cpu",
+            "hardware": {"cpu": "AMD EPYC", "machine": "x86_64", "cpus": 2, "gpu": None, "cuda": None},
+            "kernels": {"torch": {"blas": "mkl", "mkl": "2024.2-Product", "cpu_capability": "AVX512", "threads": threads},
+                        "pools": [{"api": "blas", "library": "openblas", "version": "0.3.31", "kernel": "SkylakeX",
+                                   "threads": threads, "file": "libscipy_openblas64_.so"}], "env": {}},
+            "libraries": {"torch": "2.13.0+cpu", "numpy": "2.4.6", "faiss-cpu": "1.15.1", "sentence-transformers": "6.2.0"}}
 
 
 def _set(store, run_id: int, **values) -> None:
@@ -71,7 +79,8 @@ def seeded(store, hashing_results):
     for i, (name, kind, cfg, status, result, steps) in enumerate(specs):
         run = store.create_run(kind=kind, name=name, config=cfg, model_id=model.id)
         started = T0 + timedelta(minutes=5 * i)
-        values = dict(status=status, started_at=started, created_at=started, host=socket.gethostname(), pid=os.getpid())
+        values = dict(status=status, started_at=started, created_at=started, host=socket.gethostname(), pid=os.getpid(),
+                      env_json=json.dumps(facts(threads=2 if i == 1 else 1)))
         if status == "running":
             values.update(heartbeat_at=FAR, phase="training", progress_done=steps, progress_total=200)
         else:

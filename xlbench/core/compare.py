@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from xlbench.core.environment import facts_diff
 from xlbench.core.metrics import RANK_METRICS, language_bias, trec_ndcg_cut, trec_recall
 from xlbench.core.settings import PAYLOAD_FORMAT, LareqaRanks
 from xlbench.core.significance import holm, paired_test, stars
@@ -41,6 +42,7 @@ class RunInput:
     config: dict
     results: dict[str, tuple[str, bytes]]  # dataset -> (payload format, payload)
     versions: dict[str, str] = field(default_factory=dict)
+    env: dict = field(default_factory=dict)  # the run's env record: where it ran
 
 
 @dataclass
@@ -86,6 +88,8 @@ class Comparison:
     notes: list[str]
     matrices: dict[str, dict] = field(default_factory=dict)  # dataset -> {"languages", "family", "delta": [[...]] per column}
     permutations: int = 0
+    env_runs: list[str] = field(default_factory=list)  # run labels for env_diff's columns
+    env_diff: dict[str, list] = field(default_factory=dict)  # where-it-ran facts that differ, per run
 
     def as_dict(self) -> dict:
         return {
@@ -93,7 +97,7 @@ class Comparison:
             "rows": [{"dataset": r.dataset, "family": r.family, "metric": r.metric,
                       "cells": [{k: v for k, v in vars(c).items()} | {"mark": c.mark} for c in r.cells]} for r in self.rows],
             "config_diff": self.config_diff, "notes": self.notes, "matrices": self.matrices,
-            "permutations": self.permutations,
+            "permutations": self.permutations, "env_runs": self.env_runs, "env_diff": self.env_diff,
         }
 
 
@@ -280,7 +284,22 @@ def compare_runs(runs: list[RunInput], *, groups: list[list[int]] | None = None,
     for (row, k), p in zip(pending_p, adjusted):
         row.cells[k].p_adjusted = p
     diff = config_diff([runs[g[0]].config for g in groups]) if len(groups) > 1 else {}
-    return Comparison(labels, rows, diff, notes, matrices, permutations)
+    env_runs, env_diff = _environment_diff(runs, notes)
+    return Comparison(labels, rows, diff, notes, matrices, permutations, env_runs, env_diff)
+
+
+def _environment_diff(runs: list[RunInput], notes: list[str]) -> tuple[list[str], dict[str, list]]:
+    """Where-it-ran facts that differ between the runs, with a note saying what that can move."""
+    recorded = [r for r in runs if "hardware" in r.env]
+    unknown = [str(r.run_id) for r in runs if "hardware" not in r.env]
+    if unknown:
+        notes.append(f"run{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} recorded no hardware or library facts")
+    diff = facts_diff([r.env for r in recorded]) if len(recorded) > 1 else {}
+    if diff:
+        keys = sorted({k.split(".")[0] for k in diff})
+        notes.append(f"runs made on different hardware or library versions ({', '.join(keys)} differ): ranks are "
+                     "exact for given embeddings, but embeddings and training depend on the float32 kernels")
+    return [str(r.run_id) for r in recorded], diff
 
 
 def _delta_matrix(ranks: list[LareqaRanks], groups: list[list[int]], family: str) -> dict:

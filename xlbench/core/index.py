@@ -3,16 +3,21 @@
 Memory stays bounded by one corpus chunk plus the running candidate lists, so corpora of tens of
 millions of passages can be searched from embeddings streamed off disk.
 
-Exact with ties: a later tie-break (trec_eval orders equal scores by docid) may prefer any item
-whose score equals the k-th best, so :class:`TopK` keeps *every* item scoring at least the
-running k-th best score. faiss gives the top ``k + margin`` of each chunk; a query whose tie set
-may reach past that (or past the kept slots) is rescored exactly against the chunk.
+Exact under the grid rule (:mod:`xlbench.core.scoring`): faiss' float32 search only *proposes*
+the top ``k + margin`` of each chunk; every proposal is rescored exactly, and a query whose k-th
+best exact score lies within the float32 error bound of the last proposal (an item faiss left out
+could still belong) is rescored exactly against the whole chunk. The result is the same set, with
+the same scores, whatever kernel faiss used.
+
+Ties: a later tie-break (trec_eval orders equal scores by docid) may prefer any item whose score
+equals the k-th best, so :class:`TopK` keeps *every* item scoring at least the running k-th best.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from xlbench.core.scoring import GridVectors, exact_gathered, exact_scores, float32_error_bound
 from xlbench.errors import XlbenchError
 
 
@@ -27,18 +32,20 @@ def _faiss(threads: int):
 
 def _kth_largest(scores: np.ndarray, k: int) -> np.ndarray:
     if scores.shape[1] < k:
-        return np.full(len(scores), -np.inf, dtype=np.float32)
+        return np.full(len(scores), -np.inf, dtype=np.float64)
     return np.partition(scores, scores.shape[1] - k, axis=1)[:, scores.shape[1] - k]
 
 
 class TopK:
-    """Running exact top-k (by inner product, ties kept) of every query over corpus chunks."""
+    """Running exact top-k (grid-rule inner product, ties kept) of every query over corpus chunks."""
 
     def __init__(self, queries: np.ndarray, k: int, *, margin: int = 32, threads: int = 1) -> None:
-        self.queries = np.ascontiguousarray(queries, dtype=np.float32)
+        self.grid = GridVectors(queries)
+        self.queries = self.grid.vecs
+        self.query_norms = np.linalg.norm(self.queries.astype(np.float64), axis=1)
         self.k, self.cap, self.threads = k, k + margin, threads
         n = len(queries)
-        self.scores = np.zeros((n, 0), dtype=np.float32)
+        self.scores = np.zeros((n, 0), dtype=np.float64)
         self.ids = np.zeros((n, 0), dtype=np.int64)
         self.exact: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # rows whose tie sets outgrew the slots
         self.seen = 0
@@ -48,20 +55,25 @@ class TopK:
         n = len(chunk)
         if not n:
             return
-        chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+        cands = GridVectors(chunk, bits=self.grid.bits)
         faiss = _faiss(self.threads)
-        index = faiss.IndexFlatIP(chunk.shape[1])
-        index.add(chunk)
+        index = faiss.IndexFlatIP(cands.vecs.shape[1])
+        index.add(cands.vecs)
         k2 = min(self.cap, n)
-        s, i = index.search(self.queries, k2)
+        proposed, i = index.search(self.queries, k2)
+        s = exact_gathered(self.grid, cands, i)
+        kept = self.scores.shape[1]
         s_all = np.concatenate([self.scores, s], axis=1)
         i_all = np.concatenate([self.ids, i + self.seen], axis=1)
         t = _kth_largest(s_all, self.k)
-        boundary = (k2 < n) & (s[:, -1] >= t)  # ties of the k-th score may continue past faiss' list
+        bound = float32_error_bound(self.query_norms, float(np.linalg.norm(cands.vecs.astype(np.float64), axis=1).max()),
+                                    cands.vecs.shape[1])
+        # An item faiss left out scored ≤ its last proposal in float32, so ≤ that + bound exactly.
+        boundary = (k2 < n) & (proposed[:, -1].astype(np.float64) + bound >= t)
         overflow = (s_all >= t[:, None]).sum(axis=1) > self.cap
         for row in sorted(set(np.nonzero(boundary | overflow)[0].tolist()) | set(self.exact)):
-            prev_s, prev_i = self.exact.get(row, (s_all[row, : self.scores.shape[1]], i_all[row, : self.scores.shape[1]]))
-            row_s = np.concatenate([prev_s, chunk @ self.queries[row]])
+            prev_s, prev_i = self.exact.get(row, (s_all[row, :kept], i_all[row, :kept]))
+            row_s = np.concatenate([prev_s, exact_scores(self.grid, cands, row, row + 1)[0]])
             row_i = np.concatenate([prev_i, np.arange(self.seen, self.seen + n)])
             keep = row_s >= _kth_largest(row_s[None, :], self.k)[0]
             self.exact[row] = (row_s[keep], row_i[keep])

@@ -9,7 +9,9 @@ N×M matrix is ever held), and reduced to two small integer matrices:
   candidates (0 where ``q`` has none there);
 * ``pool_rank[q, l]``: 1-based rank of the same item among all candidates.
 
-Ties are broken stably by candidate order: ``rank(d) = 1 + #{j: s_j > s_d} + #{j < d: s_j = s_d}``.
+Scores follow the grid rule of :mod:`xlbench.core.scoring` (exact, the same bits on every CPU,
+kernel path, thread count and device), so ranks are a function of the embeddings alone. Ties are
+broken stably by candidate order: ``rank(d) = 1 + #{j: s_j > s_d} + #{j < d: s_j = s_d}``.
 """
 
 from __future__ import annotations
@@ -18,20 +20,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from xlbench.core.scoring import GridVectors, exact_scores
+
 DEFAULT_BUDGET_BYTES = 256 * 2**20
 
 
 def _row_chunk(n_candidates: int, budget_bytes: int) -> int:
-    # Per query row: the float32 scores, their sorted copy, and a boolean block mask.
-    per_row = max(1, n_candidates) * 9
+    # Per query row: the float64 scores, their sorted copy, and a boolean block mask.
+    per_row = max(1, n_candidates) * 17
     return int(max(1, min(1024, budget_bytes // per_row)))
-
-
-def scores_chunk(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Dot products of a block of queries against all candidates (float32)."""
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(queries)).mm(torch.from_numpy(candidates).T).numpy()
 
 
 def _count_greater_sorted(sorted_rows: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,18 +60,19 @@ def rank_relevant(
     """
     n_q, n_l = relevant.shape
     n_c = cand_emb.shape[0]
-    cand = np.ascontiguousarray(cand_emb, dtype=np.float32)
+    cand = GridVectors(cand_emb)
+    queries = GridVectors(query_emb, bits=cand.bits)
     block_rank = np.zeros((n_q, n_l), dtype=np.int64)
     pool_rank = np.zeros((n_q, n_l), dtype=np.int64)
     step = _row_chunk(n_c, budget_bytes)
     has = relevant >= 0
     for a in range(0, n_q, step):
         b = min(n_q, a + step)
-        s = scores_chunk(query_emb[a:b], cand)
+        s = exact_scores(queries, cand, a, b)
         rel = relevant[a:b]
         ok = has[a:b]
         rows = np.arange(b - a)[:, None]
-        t = np.where(ok, s[rows, np.where(ok, rel, 0)], np.inf).astype(np.float32)
+        t = np.where(ok, s[rows, np.where(ok, rel, 0)], np.inf)
         # Within each language block: one threshold per row, a linear count.
         for lang in range(n_l):
             lo, hi = int(lang_offsets[lang]), int(lang_offsets[lang + 1])

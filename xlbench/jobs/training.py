@@ -159,9 +159,9 @@ class _PointWriter:
 
 
 def run_dir(run_id: int) -> Path:
-    from xlbench.paths import workspace
+    from xlbench.paths import runs_dir
 
-    return workspace() / "runs" / f"run-{run_id}"
+    return runs_dir() / f"run-{run_id}"
 
 
 def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resume: bool = False) -> None:

@@ -328,7 +328,8 @@ class Store:
             stored = self.query_results(run_id)
             results = {qr.dataset: (qr.format, qr.payload) for qr in stored}
             versions = {qr.dataset: qr.dataset_version for qr in stored}
-            out.append(RunInput(run.id, run.name, json.loads(run.config_json or "{}"), results, versions))
+            out.append(RunInput(run.id, run.name, json.loads(run.config_json or "{}"), results, versions,
+                                json.loads(run.env_json or "{}")))
         return out
 
     def find_runs(self, refs: list[str]) -> list[int]:

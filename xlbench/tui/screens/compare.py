@@ -91,6 +91,9 @@ class CompareScreen(TabbedScreen):
                 cells.append(text)
             table.add_row(row_label(row), *cells)
         diff = "\n".join(f"{k}: " + " | ".join(str(v) for v in values) for k, values in comparison.config_diff.items())
+        if comparison.env_diff:
+            diff += ("\n\n" if diff else "") + f"where it ran (runs {' | '.join(comparison.env_runs)}):\n" + "\n".join(
+                f"{k}: " + " | ".join(str(v) for v in values) for k, values in comparison.env_diff.items())
         self.query_one("#config-diff", Static).update(diff or "the configs are identical")
         self.show_delta()
 

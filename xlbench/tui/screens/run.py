@@ -166,7 +166,7 @@ class RunScreen(TabbedScreen):
         if run.error:
             status.append(f"[red]{run.error}[/red]")
         self.query_one("#run-progress", Static).update("\n".join(status))
-        self.query_one("#config", Static).update(json.dumps(config, indent=2))
+        self.query_one("#config", Static).update(config_text(config, env))
 
     def show_results(self) -> None:
         reports = self.detail.reports if self.detail else []
@@ -231,3 +231,12 @@ class RunScreen(TabbedScreen):
                 self.app.guard(lambda: self.app.export_runs([self.run_id], path), f"run {self.run_id} exported to {path}")
 
         self.app.push_screen(InputDialog("Export this run's full record to:", f"run-{self.run_id}.json"), write)
+
+
+def config_text(config: dict, env: dict):
+    """The config tab: the run's whole config, then where it ran."""
+    from rich.text import Text
+
+    from xlbench.core.environment import summary_lines
+
+    return Text(json.dumps(config, indent=2) + "\n\nwhere it ran\n" + "\n".join(summary_lines(env)))
