@@ -1,12 +1,15 @@
 """Benchmark of the evaluation engine on XQuAD-R (11 languages, 132 settings), side by side.
 
-Prints three measurements, each taken in this one run:
+Prints four measurements, each taken in this one run:
 
 (a) total evaluation time ÷ time to encode the unique texts once        (target ≤ 1.15)
 (b) speed-up over a per-pair evaluator that re-encodes the corpus for every
     (query language, corpus language) pair, as MTEB does, with identical mAP  (target ≥ 10×)
 (c) peak RSS of scoring a 1,000,000-candidate synthetic pool, relative to the
     embeddings it scores                                                  (target ≤ embeddings + 512 MB)
+(d) the scoring rule's cost: ranking XQuAD-R-shaped embeddings (dim 384, e5-small's) under the grid
+    rule (exact, kernel-proof; xlbench/core/scoring.py) vs plain float32 products (the rule before
+    issue 9), same code otherwise                                          (reported as a ratio)
 
 The encoder is a small real transformer (a 2-layer BERT with a Unigram tokenizer, built on the fly
 by ``xlbench.core.encoders.tiny``, random weights) run through the built-in sentence-transformers
@@ -72,6 +75,7 @@ def engine_total(encoder, ds, workdir: Path):
 def per_pair_evaluator(encoder, ds) -> tuple[float, dict]:
     """The MTEB way: every (X, Y) pair (and X→all) encodes its queries and its corpus afresh."""
     from xlbench.core.metrics import average_precision
+    from xlbench.core.scoring import GridVectors, exact_scores
 
     langs = ds.languages
     off = ds.lang_offsets
@@ -83,7 +87,7 @@ def per_pair_evaluator(encoder, ds) -> tuple[float, dict]:
             lo, hi = (0, ds.n_candidates) if y == "all" else (off[y], off[y + 1])
             q = encoder.encode([ds.query_text[i] for i in q_idx], role="query")
             c = encoder.encode(ds.cand_text[lo:hi], role="passage")
-            scores = q @ c.T
+            scores = exact_scores(GridVectors(q), GridVectors(c), 0, len(q))  # the engine's scoring rule
             ranks = []
             for row, i in enumerate(q_idx):
                 rel = ds.relevant[i] if y == "all" else ds.relevant[i, y : y + 1]
@@ -137,6 +141,43 @@ def peak_rss(n_candidates: int, n_queries: int = 1000, dim: int = 384, n_langs: 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def scoring_rule_cost(ds, dim: int = 384, repeats: int = 3) -> dict:
+    """Seconds to rank every setting under the grid rule and under float32 products (best of repeats)."""
+    from unittest import mock
+
+    import torch
+
+    from xlbench.core import ranking
+
+    class Float32Vectors:  # the rule before issue 9: the float32 product as the kernel computes it
+        def __init__(self, vecs, bits=None):
+            self.vecs, self.bits = np.ascontiguousarray(vecs, dtype=np.float32), 0
+
+        def __len__(self):
+            return len(self.vecs)
+
+    def float32_scores(queries, cands, lo, hi):
+        return torch.from_numpy(queries.vecs[lo:hi]).mm(torch.from_numpy(cands.vecs).T).numpy()
+
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((len(ds.query_ids), dim), dtype=np.float32)
+    c = rng.standard_normal((ds.n_candidates, dim), dtype=np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    out = {"grid": [], "float32": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        grid = ranking.rank_relevant(q, c, ds.lang_offsets, ds.relevant)
+        out["grid"].append(time.perf_counter() - t0)
+        with mock.patch.object(ranking, "GridVectors", Float32Vectors), mock.patch.object(ranking, "exact_scores", float32_scores):
+            t0 = time.perf_counter()
+            f32 = ranking.rank_relevant(q, c, ds.lang_offsets, ds.relevant)
+            out["float32"].append(time.perf_counter() - t0)
+    changed = int(sum((a != b).sum() for a, b in zip(grid, f32)))
+    return {"grid_s": min(out["grid"]), "float32_s": min(out["float32"]), "ranks_changed": changed,
+            "ranks": int(sum(a.size for a in grid))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 languages and a 200k pool (a smoke run)")
@@ -173,8 +214,13 @@ def main() -> None:
     print(f"(c) scoring a {n_c:,}-candidate pool (1,000 queries × 10 languages, dim 384): embeddings "
           f"{rss['embeddings_mb']:.0f} MB, RSS with embeddings loaded {rss['rss_before_mb']:.0f} MB, peak "
           f"{rss['peak_mb']:.0f} MB → scoring adds {overhead:.0f} MB  (target ≤ 512 MB) in {rss['seconds']:.1f} s")
+    cost = scoring_rule_cost(ds)
+    print(f"(d) ranking {len(ds.query_ids):,} queries × {ds.n_candidates:,} candidates (dim 384, every setting): grid rule "
+          f"{cost['grid_s']:.2f} s vs float32 products {cost['float32_s']:.2f} s → ×{cost['grid_s'] / cost['float32_s']:.2f}; "
+          f"{cost['ranks_changed']} of {cost['ranks']:,} ranks differ between the two rules")
     if args.json:
         args.json.write_text(json.dumps({
+            "scoring_rule": cost,
             "languages": len(ds.languages), "settings": n_settings, "encode_once_s": t_once, "engine_total_s": t_total,
             "ratio_a": t_total / t_once, "per_pair_s": t_pairs, "speedup_b": t_pairs / t_total, "max_abs_delta_map": worst,
             "rss": rss, "rss_overhead_mb": overhead, "pool": n_c,

@@ -26,21 +26,9 @@ DEFAULT_BUDGET_BYTES = 256 * 2**20
 
 
 def _row_chunk(n_candidates: int, budget_bytes: int) -> int:
-    # Per query row: the float64 scores, their sorted copy, and a boolean block mask.
-    per_row = max(1, n_candidates) * 17
+    # Per query row: the float64 scores and two boolean comparison rows.
+    per_row = max(1, n_candidates) * 10
     return int(max(1, min(1024, budget_bytes // per_row)))
-
-
-def _count_greater_sorted(sorted_rows: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each row and threshold: #values > t and #values == t, via batched binary search."""
-    import torch
-
-    s = torch.from_numpy(sorted_rows)
-    t = torch.from_numpy(np.ascontiguousarray(thresholds))
-    right = torch.searchsorted(s, t, right=True).numpy()
-    left = torch.searchsorted(s, t, right=False).numpy()
-    n = sorted_rows.shape[1]
-    return n - right, right - left
 
 
 def rank_relevant(
@@ -73,29 +61,22 @@ def rank_relevant(
         ok = has[a:b]
         rows = np.arange(b - a)[:, None]
         t = np.where(ok, s[rows, np.where(ok, rel, 0)], np.inf)
-        # Within each language block: one threshold per row, a linear count.
+        # One threshold per row and language: count what beats it (and ties it) in the whole pool
+        # and, from the same comparison, inside its language block. For the few languages of a
+        # LAReQA set this is cheaper than sorting every row.
         for lang in range(n_l):
             lo, hi = int(lang_offsets[lang]), int(lang_offsets[lang + 1])
-            sub = s[:, lo:hi]
             tl = t[:, lang : lang + 1]
-            gt = (sub > tl).sum(axis=1)
-            eq = (sub == tl).sum(axis=1)
-            block_rank[a:b, lang] = np.where(ok[:, lang], gt + 1, 0)
-            _add_tie_breaks(block_rank[a:b], sub, tl[:, 0], rel[:, lang] - lo, eq, ok[:, lang], lang)
-        # Across the pool: sort each row once, then binary-search every threshold.
-        gt_pool, eq_pool = _count_greater_sorted(np.sort(s, axis=1), t)
-        pool_rank[a:b] = np.where(ok, gt_pool + 1, 0)
-        tied = ok & (eq_pool > 1)
-        for r, lang in zip(*np.nonzero(tied)):
-            before = int((s[r, : rel[r, lang]] == t[r, lang]).sum())
-            pool_rank[a + r, lang] += before
+            above, level = s > tl, s == tl
+            okl = ok[:, lang]
+            block_rank[a:b, lang] = np.where(okl, np.count_nonzero(above[:, lo:hi], axis=1) + 1, 0)
+            pool_rank[a:b, lang] = np.where(okl, np.count_nonzero(above, axis=1) + 1, 0)
+            # ties go to the candidate that comes first: add the tied candidates before the relevant one
+            for r in np.nonzero(okl & (np.count_nonzero(level, axis=1) > 1))[0]:
+                d = int(rel[r, lang])
+                pool_rank[a + r, lang] += np.count_nonzero(level[r, :d])
+                block_rank[a + r, lang] += np.count_nonzero(level[r, lo:d])
         if on_chunk is not None:
             on_chunk(b, n_q)
     return block_rank, pool_rank
 
-
-def _add_tie_breaks(out: np.ndarray, sub: np.ndarray, t: np.ndarray, local_idx: np.ndarray,
-                    eq: np.ndarray, ok: np.ndarray, lang: int) -> None:
-    """Add #{j < d: s_j = s_d} for rows whose relevant score is tied with another candidate."""
-    for r in np.nonzero(ok & (eq > 1))[0]:
-        out[r, lang] += int((sub[r, : local_idx[r]] == t[r]).sum())

@@ -48,9 +48,10 @@ def grid_exponents(vecs: np.ndarray) -> np.ndarray:
 
 
 def on_grid(vecs: np.ndarray, exps: np.ndarray, bits: int) -> np.ndarray:
-    """``Q(v)`` of each row as float64 integers (exact: every step is a correctly rounded IEEE op)."""
+    """Each row rounded to its grid, as float64: ``Q(v) * 2**(e - B)`` (exact: every step is a
+    correctly rounded IEEE operation, and the result has at most B + 1 significant bits)."""
     shift = (bits - exps)[:, None].astype(np.int64)
-    return np.rint(np.ldexp(np.asarray(vecs, dtype=np.float64), shift))
+    return np.ldexp(np.rint(np.ldexp(np.asarray(vecs, dtype=np.float64), shift)), -shift)
 
 
 class GridVectors:
@@ -72,8 +73,10 @@ def exact_scores(queries: GridVectors, cands: GridVectors, q_lo: int, q_hi: int,
                  col_block: int = 16384) -> np.ndarray:
     """float64 scores of queries ``q_lo:q_hi`` against every candidate under the grid rule.
 
-    Candidates are put on the grid ``col_block`` rows at a time, so no float64 copy of the whole
-    candidate matrix is ever held.
+    The product of two grid-rounded vectors is ``Σ Q(q)_i Q(c)_i`` times one power of two, so
+    every partial sum is an integer below 2**53 times that power: float64 holds it exactly, in any
+    order. Candidates are put on the grid ``col_block`` rows at a time (no float64 copy of the
+    whole candidate matrix is held).
     """
     import torch
 
@@ -83,9 +86,19 @@ def exact_scores(queries: GridVectors, cands: GridVectors, q_lo: int, q_hi: int,
     out = np.empty((q_hi - q_lo, len(cands)), dtype=np.float64)
     for lo in range(0, len(cands), col_block):
         hi = min(len(cands), lo + col_block)
-        out[:, lo:hi] = q.mm(torch.from_numpy(cands.block(lo, hi)).T).numpy()
-    shift = queries.exps[q_lo:q_hi, None] + cands.exps[None, :] - 2 * queries.bits
-    return np.ldexp(out, shift, out=out)
+        torch.mm(q, torch.from_numpy(cands.block(lo, hi)).T, out=torch.from_numpy(out[:, lo:hi]))
+    return out
+
+
+def exact_gathered(queries: GridVectors, cands: GridVectors, idx: np.ndarray, *, rows: int = 64) -> np.ndarray:
+    """Grid-rule scores of query ``r`` against candidates ``idx[r, :]`` (float64, shape of ``idx``)."""
+    out = np.empty(idx.shape, dtype=np.float64)
+    for a in range(0, len(idx), rows):
+        b = min(len(idx), a + rows)
+        flat = idx[a:b].ravel()
+        qc = on_grid(cands.vecs[flat], cands.exps[flat], cands.bits).reshape(b - a, idx.shape[1], -1)
+        out[a:b] = np.einsum("rd,rkd->rk", queries.block(a, b), qc)
+    return out
 
 
 def float32_error_bound(query_norms: np.ndarray, cand_norm_max: float, dim: int) -> np.ndarray:
@@ -101,15 +114,3 @@ def float32_error_bound(query_norms: np.ndarray, cand_norm_max: float, dim: int)
     grid = 2 * math.sqrt(dim) * step + dim * step * step
     return 2 * (gamma + grid) * np.asarray(query_norms, dtype=np.float64) * cand_norm_max
 
-
-def exact_gathered(queries: GridVectors, cands: GridVectors, idx: np.ndarray, *, rows: int = 64) -> np.ndarray:
-    """Grid-rule scores of query ``r`` against candidates ``idx[r, :]`` (float64, shape of ``idx``)."""
-    out = np.empty(idx.shape, dtype=np.float64)
-    for a in range(0, len(idx), rows):
-        b = min(len(idx), a + rows)
-        sel = idx[a:b]
-        flat = sel.ravel()
-        qc = on_grid(cands.vecs[flat], cands.exps[flat], cands.bits).reshape(*sel.shape, -1)
-        out[a:b] = np.einsum("rd,rkd->rk", queries.block(a, b), qc)
-        np.ldexp(out[a:b], queries.exps[a:b, None] + cands.exps[sel] - 2 * queries.bits, out=out[a:b])
-    return out
