@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from xlbench.errors import ConfigError, XlbenchError
+from xlbench.errors import ConfigError, XlbenchError, one_line
 
 app = typer.Typer(
     name="xlbench",
@@ -175,7 +175,7 @@ def _run_foreground(store, run_id: int, job, threads: int, console) -> None:
     from xlbench.console import RichReporter
     from xlbench.worker import execute
 
-    console.print(f"[bold]run {run_id}[/] in {store.url}  (Ctrl-C cancels; results so far are kept)")
+    console.print(f"[bold]run {run_id}[/] in {store.display_url}  (Ctrl-C cancels; results so far are kept)")
     with RichReporter(console) as reporter:
         execute(store, run_id, job, threads=threads, reporter=reporter)
 
@@ -222,7 +222,7 @@ def runs_list(
 
     store = _store()
     store.reap_lost()
-    table = Table(title=f"runs in {store.url}")
+    table = Table(title=f"runs in {store.display_url}")
     for col in ("id", "name", "kind", "status", "phase", "progress", "started", "error"):
         table.add_column(col)
     for run in store.list_runs(limit=limit, statuses=[status] if status else None):
@@ -343,11 +343,21 @@ from xlbench.commands import training as _training_commands  # noqa: E402,F401  
 def main() -> None:
     try:
         app()
-    except XlbenchError as exc:
-        if state.debug:
+    except Exception as exc:
+        if state.debug or not _reportable(exc):
             raise
-        print(f"xlbench: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        print(f"xlbench: error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 1))
+
+
+def _reportable(exc: Exception) -> bool:
+    """Failures a person can act on from one line: ours, the file system's (a full disk, a
+    read-only folder), the database's. Anything else is a bug and keeps its traceback."""
+    if isinstance(exc, XlbenchError | OSError):
+        return True
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return isinstance(exc, SQLAlchemyError)
 
 
 if __name__ == "__main__":

@@ -126,25 +126,27 @@ class ModelSection(BaseModel):
 
 
 class TrainSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    lr: float = 3e-5
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
-    max_steps: int = 100
-    batch_size: int = 16
-    mini_batch: int | None = None
-    scale: float = 20.0
+    # Bounds stop a run that could only waste time or lie: lr ≤ 0 or NaN never learns, max_steps ≤ 0
+    # would register an untrained model as fine-tuned, checkpoint_every < 0 would checkpoint every step.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    lr: float = Field(3e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    max_steps: int = Field(100, ge=1)
+    batch_size: int = Field(16, ge=1)
+    mini_batch: int | None = Field(None, ge=1)
+    scale: float = Field(20.0, gt=0)
     hard_negatives: bool = True
     freeze_embeddings: bool = False
     precision: str = "fp32"
-    grad_clip: float = 1.0
+    grad_clip: float = Field(1.0, ge=0)  # 0: no clipping
     seed: int = 0
-    val_share: float = 0.05
-    val_every: int = 50
-    val_batches: int = 4
-    patience: int = 0
-    checkpoint_every: int = 50
-    keep_checkpoints: int = 2
+    val_share: float = Field(0.05, ge=0, lt=1)  # share of item groups held out for validation loss
+    val_every: int = Field(50, ge=0)  # 0: never validate
+    val_batches: int = Field(4, ge=1)
+    patience: int = Field(0, ge=0)  # 0: never stop early
+    checkpoint_every: int = Field(50, ge=0)  # 0: only the final model
+    keep_checkpoints: int = Field(2, ge=1)
 
     @field_validator("precision")
     @classmethod

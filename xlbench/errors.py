@@ -45,7 +45,29 @@ class StoreError(XlbenchError):
     """The database could not be opened, migrated, or does not hold what was asked for."""
 
 
+class TrainingError(XlbenchError):
+    """Training cannot go on: the loss diverged (NaN or infinite), or a checkpoint is unusable."""
+
+
+class Evicted(XlbenchError):
+    """This worker no longer owns its run (it was marked lost and resumed elsewhere): stop, write nothing."""
+
+    exit_code = 3
+
+
 class Cancelled(XlbenchError):
     """The run was cancelled (Ctrl-C or a cancel request); what was written is kept."""
 
     exit_code = 130
+
+
+def one_line(exc: BaseException) -> str:
+    """What went wrong, in one line a person can act on (never an SQL statement or a traceback)."""
+    if isinstance(exc, XlbenchError):
+        return str(exc)
+    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's own error (and appends the SQL)
+    if orig is not None:
+        return "database error: " + " ".join(str(orig).split())
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return f"{type(exc).__name__}: " + " ".join(str(exc).split())

@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 
 from xlbench.core.progress import Reporter
-from xlbench.errors import Cancelled, XlbenchError
+from xlbench.errors import Cancelled, Evicted, XlbenchError, one_line
 from xlbench.store.store import HEARTBEAT_SECONDS, Store
 
 
@@ -29,12 +29,17 @@ class StoreReporter(Reporter):
     ``advance`` is the safe point: if a cancel was requested it raises :class:`Cancelled`.
     """
 
-    def __init__(self, store: Store, run_id: int, cancel: threading.Event, interval: float = 0.5) -> None:
+    def __init__(self, store: Store, run_id: int, cancel: threading.Event, interval: float = 0.5,
+                 evicted: threading.Event | None = None) -> None:
         self.store, self.run_id, self.cancel, self.interval = store, run_id, cancel, interval
+        self.evicted = evicted or threading.Event()
         self._phase = ""
         self._last = 0.0
 
     def _check(self) -> None:
+        if self.evicted.is_set():
+            raise Evicted(f"run {self.run_id} no longer belongs to this worker (marked lost or resumed elsewhere); "
+                          "it stops without writing")
         if self.cancel.is_set():
             raise Cancelled(f"run {self.run_id} cancelled on request")
 
@@ -63,6 +68,8 @@ class StoreReporter(Reporter):
         self.store.add_event(self.run_id, message, level, data.get("data"))
 
     def cancelled(self) -> bool:
+        if self.evicted.is_set():
+            self._check()  # raises: an evicted worker must not save a checkpoint on its way out
         return self.cancel.is_set()
 
 
@@ -72,6 +79,7 @@ class Heartbeat(threading.Thread):
     def __init__(self, store: Store, run_id: int, cancel: threading.Event) -> None:
         super().__init__(name=f"heartbeat-{run_id}", daemon=True)
         self.store, self.run_id, self.cancel = store, run_id, cancel
+        self.evicted = threading.Event()
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -79,6 +87,10 @@ class Heartbeat(threading.Thread):
             try:
                 if self.store.heartbeat(self.run_id):
                     self.cancel.set()
+            except Evicted:  # the row names another worker now: stop beating, stop the job
+                self.evicted.set()
+                self.cancel.set()
+                return
             except Exception:  # a busy database must not kill the worker; the next beat retries
                 continue
 
@@ -113,7 +125,9 @@ def set_threads(threads: int) -> None:
 def environment(threads: int) -> dict:
     from xlbench.core.environment import describe
 
-    return {**describe(threads), "argv": sys.argv}
+    from xlbench.store.secrets import redact_argv
+
+    return {**describe(threads), "argv": redact_argv(sys.argv)}
 
 
 def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Reporter | None = None) -> None:
@@ -130,18 +144,24 @@ def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Repor
     cancel = threading.Event()
     beat = Heartbeat(store, run_id, cancel)
     beat.start()
-    db_reporter = StoreReporter(store, run_id, cancel)
+    db_reporter = StoreReporter(store, run_id, cancel, evicted=beat.evicted)
     try:
         job(FanOut(db_reporter, reporter))
+    except Evicted:
+        raise  # the run row names another worker: nothing more is written by this one
     except (KeyboardInterrupt, Cancelled) as exc:
+        if beat.evicted.is_set():
+            raise Evicted(f"run {run_id} no longer belongs to this worker; it stops without writing") from None
         message = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
         _finish(store, run_id, "cancelled", message)
         raise Cancelled(f"run {run_id} cancelled: {message}; everything written so far is kept") from None
-    except XlbenchError as exc:
-        _finish(store, run_id, "failed", str(exc))
-        raise
     except Exception as exc:
-        _finish(store, run_id, "failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        detail = None if isinstance(exc, XlbenchError) else traceback.format_exc()
+        try:
+            _finish(store, run_id, "failed", one_line(exc), detail)
+        except Exception as unrecorded:  # e.g. the disk is full: say so in one line, keep the real cause
+            print(f"xlbench: run {run_id} failed ({one_line(exc)}) and that could not be recorded: "
+                  f"{one_line(unrecorded)}", file=sys.stderr)
         raise
     else:
         _finish(store, run_id, "finished", None)
@@ -171,8 +191,9 @@ def spawn(run_id: int, *, db: str | None = None, log_dir: Path | None = None,
     """Start ``xlbench worker RUN_ID`` as a background process in its own session (it outlives
     whoever started it), its output appended to ``log_dir/run-<id>.log``."""
     cmd = [sys.executable, "-m", "xlbench", "worker", str(run_id)]
-    if db:
-        cmd[3:3] = ["--db", db]
+    child_env = dict(os.environ if env is None else env)
+    if db:  # through the environment: argv is visible to every user of the machine (ps)
+        child_env["XLBENCH_DB"] = db
     log = open(log_dir / f"run-{run_id}.log", "ab") if log_dir else subprocess.DEVNULL
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env,
                             start_new_session=True)

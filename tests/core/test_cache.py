@@ -15,9 +15,9 @@ def test_roundtrip_and_reopen(tmp_path):
     cache.append(keys[:2], vecs[:2])
     cache.append(keys[2:], vecs[2:])
     again = EmbeddingCache(tmp_path, "m")
-    slots = again.lookup(text_keys(["c", "x", "a"], "query"))
-    assert slots[1] == -1
-    np.testing.assert_array_equal(again.fetch(slots[[0, 2]]), vecs[[2, 0]])
+    hit, got = again.get(text_keys(["c", "x", "a"], "query"))
+    assert hit.tolist() == [True, False, True]
+    np.testing.assert_array_equal(got, vecs[[2, 0]])
     assert (again.lookup(text_keys(["a"], "passage")) == -1).all()  # role is part of the key
 
 

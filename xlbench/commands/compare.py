@@ -122,13 +122,18 @@ def export_cmd(
 
 @app.command("import")
 def import_cmd(files: Annotated[list[Path], typer.Argument(help="Files written by `xlbench export`.")]) -> None:
-    """Import exported runs into this database (ids kept where free)."""
-    from xlbench.store.transfer import import_run, read_document
+    """Import exported runs into this database as records (ids kept where free).
 
+    Every field is validated first. Imported runs are never executed: no resume or re-evaluation,
+    no plugins folder, no checkpoint paths; running or queued runs arrive as lost."""
+    from xlbench.store.transfer import import_run, read_document, validate_document
+
+    docs = [(path, doc) for path in files for doc in read_document(path)]
+    for path, doc in docs:  # every document checked before the first is written
+        validate_document(doc, str(path))
     store = _store()
     console = _console()
-    for path in files:
-        for doc in read_document(path):
-            new_id, kept = import_run(store, doc, where=str(path))
-            note = "" if kept else f" (its id {doc['run'].get('id')} was taken)"
-            console.print(f"imported run {doc['run'].get('name', '')!r} as run {new_id}{note}")
+    for path, doc in docs:
+        new_id, kept = import_run(store, doc, where=str(path))
+        note = "" if kept else f" (its id {doc['run'].get('id')} was taken)"
+        console.print(f"imported run {doc['run'].get('name', '')!r} as run {new_id}{note}")

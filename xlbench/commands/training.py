@@ -108,7 +108,7 @@ def run_cmd(
         if run.kind != "train":
             raise ConfigError(f"run {resume} is an {run.kind} run; only training runs resume")
         store.requeue(resume)
-        _execute_train(store, run.id, None, detach)
+        _execute_train(store, run.id, None, detach, json_out=json_out)
         return
     flags = _flags(model=model, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed, data_dir=data_dir,
                    train_data=train_data, name=name, threads=threads, allow_overlap=allow_overlap)

@@ -26,6 +26,7 @@ from xlbench.core.metrics import trec_ndcg_cut, trec_recall
 from xlbench.core.progress import Reporter
 from xlbench.core.ranking import DEFAULT_BUDGET_BYTES, rank_relevant
 from xlbench.core.settings import PAYLOAD_FORMAT, Cell, LareqaRanks, lareqa_report
+from xlbench.errors import PluginError
 
 MIRACL_PAYLOAD_FORMAT = "miracl-hits-v1"
 MIRACL_DEPTH = 100
@@ -72,6 +73,7 @@ def evaluate_lareqa(ds: LareqaSet, encoder: Encoder, *, cache=None, reporter: Re
                 batch_size=batch_size, stats=stats)
     c = _encode(encoder, ds.cand_text, "passage", f"{ds.name}: encode candidates", cache=cache, reporter=reporter,
                 batch_size=batch_size, stats=stats)
+    _same_dimension(encoder, q, c)
     t_enc = time.perf_counter()
     reporter.phase(f"{ds.name}: score {len(ds.languages) ** 2 + len(ds.languages)} settings", len(ds.query_ids))
     block_rank, pool_rank = rank_relevant(q, c, ds.lang_offsets, ds.relevant, budget_bytes=budget_bytes,
@@ -86,6 +88,12 @@ def evaluate_lareqa(ds: LareqaSet, encoder: Encoder, *, cache=None, reporter: Re
     }
     return DatasetResult(ds.name, ds.version, ds.source, report.cells, report.summary, report.bias,
                          ranks.to_bytes(), PAYLOAD_FORMAT, info)
+
+
+def _same_dimension(encoder: Encoder, queries: np.ndarray, passages: np.ndarray) -> None:
+    if len(queries) and len(passages) and queries.shape[1] != passages.shape[1]:
+        raise PluginError(f"encoder {type(encoder).name!r} returned {queries.shape[1]}-dimensional query vectors but "
+                          f"{passages.shape[1]}-dimensional passage vectors; scores need one dimension")
 
 
 def trec_order(scores: np.ndarray, docids: list[str]) -> list[int]:
@@ -113,6 +121,7 @@ def evaluate_miracl(ds: MiraclSet, encoder: Encoder, *, cache=None, reporter: Re
         reporter.phase(f"miracl {lang}: encode and search corpus", None)
         for ids, texts in part.iter_corpus(chunk=min(4096, search_chunk)):
             pending.append(encode_texts(encoder, texts, "passage", cache=cache, batch_size=batch_size, stats=stats))
+            _same_dimension(encoder, q, pending[-1])
             docids.extend(ids)
             if sum(len(p) for p in pending) >= search_chunk:
                 top.add(np.concatenate(pending))

@@ -8,7 +8,8 @@ variant (GradCache) gives the full batch's negatives at the memory cost of a min
 
 Everything a resumed run needs is in a checkpoint: weights, optimizer, schedule, sampler
 position, RNG states, step, best validation loss. A checkpoint is written to a temporary folder
-and renamed, so a crash never leaves half of one.
+and renamed, so a crash never leaves half of one, with a manifest of every file's sha256 that is
+checked before resuming; nothing in it is executable (safetensors, weights-only tensors, JSON).
 
 Under ``torchrun`` the global batch is split across ranks, embeddings are all-gathered (with
 gradients) so every rank sees every negative, and only rank 0 reports or writes.
@@ -30,8 +31,19 @@ from pathlib import Path
 
 import numpy as np
 
+from xlbench.core.integrity import manifest_for, read_manifest, verify, write_json_atomic
 from xlbench.core.progress import Reporter
-from xlbench.errors import Cancelled, ConfigError
+from xlbench.errors import Cancelled, ConfigError, TrainingError
+
+CHECKPOINT_FORMAT = "xlbench-checkpoint-v1"
+CHECKPOINT_MANIFEST = "manifest.json"
+
+
+def verify_checkpoint(path: Path) -> int:
+    """Raise :class:`~xlbench.core.integrity.Damaged` unless the checkpoint is whole; returns its step."""
+    manifest = read_manifest(Path(path) / CHECKPOINT_MANIFEST, CHECKPOINT_FORMAT)
+    verify(Path(path), manifest)
+    return int(manifest.get("step", -1))
 
 
 @dataclass
@@ -133,7 +145,8 @@ class Trainer:
     def __init__(self, trainable, corpus, sampler, settings: TrainSettings, *, reporter: Reporter | None = None,
                  val_corpus=None, val_sampler_factory: Callable | None = None, run_dir: Path,
                  on_step: Callable[[StepLog], None] | None = None, on_validation: Callable[[int, float], None] | None = None,
-                 on_checkpoint: Callable[[int, Path], None] | None = None, should_stop: Callable[[], bool] | None = None) -> None:
+                 on_checkpoint: Callable[[int, Path], None] | None = None, should_stop: Callable[[], bool] | None = None,
+                 before_write: Callable[[], None] | None = None) -> None:
         import torch
 
         self.torch = torch
@@ -143,6 +156,8 @@ class Trainer:
         self.val_corpus, self.val_sampler_factory = val_corpus, val_sampler_factory
         self.run_dir = Path(run_dir)
         self.on_step, self.on_validation, self.on_checkpoint = on_step, on_validation, on_checkpoint
+        # called before anything is written to run_dir; raises if this process may no longer write there
+        self.before_write = before_write or (lambda: None)
         self.should_stop = should_stop or (lambda: False)
         self.rank, self.world = dist_info()
         # (group id → row, language → column) of each corpus, built once: batches name groups by id
@@ -289,6 +304,9 @@ class Trainer:
             loss = self.batch_loss(qs, ps, ns)
             (self.scaler.scale(loss) if self.scaler else loss).backward()
             loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise TrainingError(f"training diverged at step {self.state.step + 1}: the loss is {loss_value} "
+                                f"(lr {self.optimizer.param_groups[0]['lr']:.3g}); lower train.lr or add train.warmup_steps")
         if self.world > 1:
             self._average_gradients()
         if self.scaler:
@@ -317,6 +335,8 @@ class Trainer:
             for _, batch in zip(range(self.s.val_batches), sampler):
                 qs, ps, ns = self._texts(batch, self.val_corpus)
                 losses.append(float(self.batch_loss(qs, ps, ns)))
+        if losses and not all(math.isfinite(v) for v in losses):
+            raise TrainingError(f"training diverged at step {self.state.step}: the validation loss is not finite")
         return float(np.mean(losses)) if losses else None
 
     def train(self, resume_from: Path | None = None) -> TrainState:
@@ -367,6 +387,7 @@ class Trainer:
         if val < self.state.best_val:
             self.state.best_val, self.state.best_step, self.state.bad_validations = val, self.state.step, 0
             if self.rank == 0:
+                self.before_write()
                 self._atomic_dir(self.run_dir / "best", lambda d: self.enc.save(d))
         else:
             self.state.bad_validations += 1
@@ -394,6 +415,7 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         if self.rank != 0:
             return None
+        self.before_write()
         torch = self.torch
         step = self.state.step
 
@@ -406,6 +428,7 @@ class Trainer:
                         "scaler": self.scaler.state_dict() if self.scaler else None}, d / "optimizer.pt")
             (d / "sampler.json").write_text(json.dumps(self.sampler.state()))
             (d / "trainer.json").write_text(json.dumps({**asdict(self.state), "settings": asdict(self.s)}))
+            write_json_atomic(d / CHECKPOINT_MANIFEST, manifest_for(sorted(d.iterdir()), CHECKPOINT_FORMAT, step=step))
 
         path = self._atomic_dir(self.run_dir / "checkpoints" / f"step-{step:08d}", write)
         kept = sorted((self.run_dir / "checkpoints").glob("step-*"))
@@ -417,11 +440,15 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path: Path) -> None:
+        """Resume from a checkpoint folder, verified first (:func:`verify_checkpoint`); nothing
+        executable is loaded: weights are safetensors, the optimizer state is read with torch's
+        weights-only unpickler (tensors and plain containers only), the rest is JSON."""
         from safetensors.torch import load_file
 
         torch = self.torch
+        verify_checkpoint(path)
         self.module.load_state_dict(load_file(str(path / "model.safetensors"), device=str(self.device)))
-        opt = torch.load(path / "optimizer.pt", map_location=self.device, weights_only=False)
+        opt = torch.load(path / "optimizer.pt", map_location=self.device, weights_only=True)
         self.optimizer.load_state_dict(opt["optimizer"])
         self.scheduler.load_state_dict(opt["scheduler"])
         self._set_rng_state(opt["rng"])

@@ -13,7 +13,9 @@ def job_for(store, run, *, resume: bool = False) -> Callable[[Reporter], None]:
     """The job for a stored run; its config is validated and its data loaded inside the job, so a
     failure there is recorded on the run."""
     from xlbench.config import EvalConfig, RunConfig, parse_config
+    from xlbench.store.transfer import ensure_local
 
+    ensure_local(run)
     if run.kind == "eval":
         from xlbench.jobs import evaluation
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from xlbench.config import EvalConfig
 from xlbench.core.progress import Reporter
-from xlbench.errors import ConfigError
+from xlbench.errors import ConfigError, PluginError, one_line
 from xlbench.plugins import Registry
 
 
@@ -33,6 +33,8 @@ def prepare(config: EvalConfig, registry: Registry | None = None) -> Prepared:
     if config.model and config.encoder:
         raise ConfigError("give --model (the built-in sentence-transformers encoder) or --encoder NAME, not both")
     encoder_class = registry.load("encoder", config.encoder or "sentence-transformers")
+    if config.encoder:
+        check_options(encoder_class, config.encoder, config.encoder_options)
     datasets = [load_dataset(registry, ref, config) for ref in config.datasets]
     if not datasets:
         raise ConfigError("no dataset to evaluate: add --dataset NAME")
@@ -48,13 +50,23 @@ def load_dataset(registry: Registry, ref, config: EvalConfig):
     return plugin.load(ref.path, data_dir=data_dir, languages=config.languages, options=options)
 
 
+def check_options(encoder_class: type, name: str, options: dict) -> None:
+    """Refuse options the encoder's constructor cannot take, before any run row exists."""
+    import inspect
+
+    try:
+        inspect.signature(encoder_class).bind(**options)
+    except TypeError as exc:
+        raise ConfigError(f"encoder {name!r} does not accept these options: {exc}") from None
+
+
 def make_encoder(prepared: Prepared):
     config = prepared.config
     if config.encoder:
         try:
             encoder = prepared.encoder_class(**config.encoder_options)
-        except TypeError as exc:
-            raise ConfigError(f"encoder {config.encoder!r} does not accept these options: {exc}") from None
+        except Exception as exc:  # a plugin's own failure: one line naming it, recorded on the run
+            raise PluginError(f"encoder {config.encoder!r} could not be created: {one_line(exc)}") from exc
     else:
         from xlbench.core.encoders.st import OFFLINE_MODEL
 
@@ -98,7 +110,7 @@ def run(store, run_id: int, prepared: Prepared, reporter: Reporter, *, register_
     store.set_model(run_id, model.id)
     reporter.event(f"encoder: {info.get('label', model_name(config))}")
     key = fingerprint(encoder) if config.cache else None
-    cache = EmbeddingCache(cache_dir("embeddings"), key) if key else None
+    cache = EmbeddingCache(cache_dir("embeddings"), key, on_damage=lambda m: reporter.event(m, "warning")) if key else None
     if cache is None:
         reporter.event("embedding cache off (disabled, or the encoder has no fingerprint)")
     for ds in prepared.datasets:

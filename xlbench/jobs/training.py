@@ -9,6 +9,7 @@ evaluates it on the configured sets, storing the metrics on the training run its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -226,19 +227,25 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
     trainer = Trainer(trainable, train_corpus, sampler, settings, reporter=reporter,
                       val_corpus=val_corpus,
                       val_sampler_factory=val_sampler, run_dir=directory, on_step=on_step if lead else None,
-                      on_validation=on_validation if lead else None, on_checkpoint=on_checkpoint if lead else None)
-    checkpoint = None
+                      on_validation=on_validation if lead else None, on_checkpoint=on_checkpoint if lead else None,
+                      before_write=(lambda: store.check_owner(run_id)) if lead else None)
     row = store.last_checkpoint(run_id)  # every rank reads it; only rank 0 writes
-    if row is not None and Path(row.path).exists():
-        checkpoint = Path(row.path)
+    checkpoint, step = intact_checkpoint(directory, row.step if row else None, reporter)
+    if checkpoint is not None:
         if lead:
-            store.delete_train_points_after(run_id, row.step)
-        reporter.event(f"resuming from the checkpoint at step {row.step}")
+            store.delete_train_points_after(run_id, step)
+        reporter.event(f"resuming from the checkpoint at step {step}")
     elif lead:
         store.delete_train_points_after(run_id, 0)  # a fresh start forgets steps of an attempt that left no checkpoint
         if resume:
             reporter.event("no checkpoint to resume from: training starts again from step 0")
-    state = trainer.train(resume_from=checkpoint)
+    try:
+        state = trainer.train(resume_from=checkpoint)
+    except BaseException:
+        if points:  # keep the steps logged before the failure (a resume forgets those after its checkpoint)
+            with contextlib.suppress(Exception):
+                points.flush()
+        raise
     if points:
         points.flush()
     if not lead:
@@ -262,6 +269,27 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
     reporter.event(f"saved the fine-tuned model to {final} (model run-{run_id}: {label})")
     final_eval = prepared.eval_config.model_copy(update={"model": str(final), "encoder": None, "encoder_options": {}})
     evaluation.run(store, run_id, evaluation.prepare(final_eval, prepared.registry), reporter, register_as=f"run-{run_id}")
+
+
+def intact_checkpoint(directory: Path, recorded_step: int | None, reporter: Reporter) -> tuple[Path | None, int]:
+    """The newest verified checkpoint of this run, at or before the last step the database recorded.
+
+    The folder is derived from this workspace's run folder, never taken from a stored path (an
+    imported or edited row could point anywhere); a damaged one is reported and skipped."""
+    from xlbench.core.integrity import Damaged
+    from xlbench.core.train import verify_checkpoint
+
+    if recorded_step is None:
+        return None, 0
+    folders = sorted((directory / "checkpoints").glob("step-*"), reverse=True)
+    for folder in folders:
+        if not folder.name.removeprefix("step-").isdigit() or int(folder.name[5:]) > recorded_step:
+            continue
+        try:
+            return folder, verify_checkpoint(folder)
+        except Damaged as exc:
+            reporter.event(f"checkpoint not used: {exc}", "warning")
+    return None, 0
 
 
 def _max_batch(corpus) -> int:

@@ -7,6 +7,7 @@ Migrations in ``db/migrations`` are applied on open; ``create_all`` is for tests
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from importlib import resources
@@ -16,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
-from xlbench.errors import StoreError
+from xlbench.errors import StoreError, one_line
 
 SQLITE_PRAGMAS = ("busy_timeout=5000", "synchronous=NORMAL", "foreign_keys=ON")
 WAL_SWITCH_SECONDS = 30.0
@@ -28,6 +29,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
         cur.execute(f"PRAGMA {pragma}")
     _switch_to_wal(cur)
     cur.close()
+
+
+def _sqlite_read_only_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.execute("PRAGMA query_only=ON")
+
+
+def read_only_sqlite(path: Path) -> bool:
+    """An existing SQLite file this process cannot write (or whose folder it cannot write, where
+    SQLite keeps its -wal and -shm files): read-only media, another user's workspace."""
+    return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
 
 
 def _switch_to_wal(cur) -> None:
@@ -61,14 +72,31 @@ def _sqlite_begin_immediate(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def is_read_only(engine: Engine) -> bool:
+    return engine.url.query.get("immutable") == "1"
+
+
 def make_engine(url: str, *, for_migration: bool = False) -> Engine:
+    from xlbench.store.secrets import redact_url
+
     try:
         parsed = make_url(url)
     except Exception:
-        raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///db/xlbench.sqlite or postgresql+psycopg://...)") from None
+        raise StoreError(f"not a database URL: {redact_url(url)!r} (e.g. sqlite:///db/xlbench.sqlite or "
+                         "postgresql+psycopg://...)") from None
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.host or not parsed.database:
+            raise StoreError(f"{redact_url(url)!r}: a SQLite URL names a file after three slashes, "
+                             "e.g. sqlite:///db/xlbench.sqlite or sqlite:////abs/path.sqlite")
+        path = Path(parsed.database)
+        if parsed.database != ":memory:" and read_only_sqlite(path):
+            # immutable: no locks, no -wal/-shm files; the schema must already be current
+            engine = create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&immutable=1&uri=true",
+                                   connect_args={"check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_read_only_pragmas)
+            return engine
+        if parsed.database != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         if for_migration:
@@ -122,6 +150,9 @@ def migrate(engine: Engine) -> None:
     try:
         if current_revision(engine) == head:
             return
+        if is_read_only(engine):
+            raise StoreError(f"{engine.url.database}: the database is read-only here and needs a schema upgrade "
+                             "(open it once where it can be written)")
         sqlite = engine.dialect.name == "sqlite"
         target = make_engine(engine.url.render_as_string(hide_password=False), for_migration=True) if sqlite else engine
         try:
@@ -141,7 +172,8 @@ def migrate(engine: Engine) -> None:
     except StoreError:
         raise
     except Exception as exc:
-        raise StoreError(f"cannot open or migrate the database {engine.url.render_as_string(hide_password=True)}: {exc}") from exc
+        raise StoreError(f"cannot open or migrate the database {engine.url.render_as_string(hide_password=True)}: "
+                         f"{one_line(exc)}") from exc
 
 
 def open_engine(url: str, *, migrate_schema: bool = True) -> Engine:

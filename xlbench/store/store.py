@@ -10,14 +10,16 @@ import json
 import os
 import socket
 from collections.abc import Iterable
-from datetime import timedelta
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlmodel import select
 
-from xlbench.errors import StoreError
+from xlbench.errors import Evicted, StoreError
 from xlbench.paths import db_url
-from xlbench.store.database import open_engine, session
+from xlbench.store.database import is_read_only, open_engine, session
+from xlbench.store.secrets import redact_url
 from xlbench.store.models import (Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent,
                                   TrainPoint, utcnow)
 
@@ -47,10 +49,60 @@ def _get_run(s, run_id: int, url: str) -> Run:
     return run
 
 
+def db_now(s) -> datetime:
+    """The database's clock (UTC). Heartbeats and the lost-worker cutoff both read it, so hosts with
+    skewed clocks that share one PostgreSQL agree on what is stale."""
+    if s.get_bind().dialect.name == "sqlite":  # a local file: the database's clock is this machine's
+        raw = s.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar()
+        return datetime.fromisoformat(raw).replace(tzinfo=UTC)
+    return s.execute(text("SELECT CURRENT_TIMESTAMP")).scalar().astimezone(UTC)
+
+
 class Store:
+    """Every read and write of the database. A worker's writes about a run it claimed are fenced:
+    each one first checks, in the same transaction, that the run is still ``running`` under this
+    process (pid and host); a worker whose run was marked lost and resumed elsewhere gets
+    :class:`~xlbench.errors.Evicted` instead of writing."""
+
     def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
         self.url = db_url(url)
+        self.display_url = redact_url(self.url)  # what is shown or written anywhere: no password
         self.engine = open_engine(self.url, migrate_schema=migrate)
+        self.owner = (os.getpid(), socket.gethostname())
+        self._leases: set[int] = set()  # runs this process claimed and has not finished
+        self._evicted: set[int] = set()  # runs taken from this process: it writes nothing more about them
+
+    @contextmanager
+    def _writing(self, run_id: int):
+        """A session for writing about ``run_id``, fenced if this process claimed that run."""
+        if run_id in self._evicted:
+            raise self._eviction(run_id)
+        with session(self.engine) as s:
+            if run_id in self._leases:
+                self._fence(s, run_id)
+            yield s
+
+    def _fence(self, s, run_id: int) -> None:
+        from sqlalchemy import update
+
+        pid, host = self.owner
+        owned = s.execute(update(Run).where(Run.id == run_id, Run.status == "running", Run.pid == pid,
+                                            Run.host == host).values(pid=pid)).rowcount == 1
+        if not owned:
+            s.rollback()
+            self._leases.discard(run_id)
+            self._evicted.add(run_id)
+            raise self._eviction(run_id)
+
+    def _eviction(self, run_id: int) -> Evicted:
+        pid, host = self.owner
+        return Evicted(f"run {run_id} no longer belongs to this worker (pid {pid} on {host}): it was marked lost "
+                       "or resumed elsewhere; this worker stops without writing")
+
+    def check_owner(self, run_id: int) -> None:
+        """Raise :class:`~xlbench.errors.Evicted` unless this process still owns its claimed run."""
+        with self._writing(run_id) as s:
+            s.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -97,7 +149,7 @@ class Store:
 
         run = Run(kind=kind, name=name, config_json=json.dumps(config, sort_keys=True), model_id=model_id,
                   xlbench_version=__version__, parent_id=parent_id)
-        with session(self.engine) as s:
+        with self._writing(parent_id) as s:
             s.add(run)
             s.commit()
             s.refresh(run)
@@ -105,7 +157,7 @@ class Store:
 
     def get_run(self, run_id: int) -> Run:
         with session(self.engine) as s:
-            return _get_run(s, run_id, self.url)
+            return _get_run(s, run_id, self.display_url)
 
     def list_runs(self, *, limit: int | None = None, statuses: Iterable[str] | None = None) -> list[Run]:
         with session(self.engine) as s:
@@ -122,23 +174,29 @@ class Store:
         The claim is one conditional UPDATE, so two workers (two queues) never both get a run."""
         from sqlalchemy import update
 
-        now = utcnow()
         with session(self.engine) as s:
+            now = db_now(s)
             result = s.execute(
                 update(Run).where(Run.id == run_id, Run.status == "queued").values(
-                    status="running", started_at=now, heartbeat_at=now, pid=os.getpid(), host=socket.gethostname(),
+                    status="running", started_at=now, heartbeat_at=now, pid=self.owner[0], host=self.owner[1],
                     env_json=json.dumps(env, default=str), git_commit=git_commit)
             )
             s.commit()
             if result.rowcount != 1:
-                run = _get_run(s, run_id, self.url)
+                run = _get_run(s, run_id, self.display_url)
                 raise StoreError(f"run {run_id} is {run.status}, not queued; only a queued run can start")
+            self._leases.add(run_id)
+            self._evicted.discard(run_id)
             return s.get(Run, run_id)
 
     def requeue(self, run_id: int) -> Run:
-        """Put a cancelled, failed or lost run back in the queue so a worker can resume it."""
+        """Put a cancelled, failed or lost run back in the queue so a worker can resume it
+        (never an imported one: its checkpoints and paths belong to another machine)."""
+        from xlbench.store.transfer import ensure_local
+
         with session(self.engine) as s:
-            run = _get_run(s, run_id, self.url)
+            run = _get_run(s, run_id, self.display_url)
+            ensure_local(run)
             if run.status not in ("cancelled", "failed", "lost"):
                 raise StoreError(f"run {run_id} is {run.status}; only a cancelled, failed or lost run can be resumed")
             run.status, run.cancel_requested, run.error, run.finished_at = "queued", False, None, None
@@ -177,7 +235,7 @@ class Store:
         with session(self.engine) as s:
             sweep = s.get(Sweep, sweep_id)
             if sweep is None:
-                raise StoreError(f"no sweep {sweep_id} in {self.url}")
+                raise StoreError(f"no sweep {sweep_id} in {self.display_url}")
             runs = list(s.exec(select(Run).where(Run.sweep_id == sweep_id).order_by(Run.id)))
             return sweep, runs
 
@@ -186,13 +244,13 @@ class Store:
             return list(s.exec(select(Run).where(Run.parent_id == run_id).order_by(Run.id)))
 
     def set_model(self, run_id: int, model_id: int) -> None:
-        with session(self.engine) as s:
+        with self._writing(run_id) as s:
             run = s.get(Run, run_id)
             run.model_id = model_id
             s.commit()
 
     def update_env(self, run_id: int, **extra) -> None:
-        with session(self.engine) as s:
+        with self._writing(run_id) as s:
             run = s.get(Run, run_id)
             env = json.loads(run.env_json or "{}")
             env.update(extra)
@@ -200,33 +258,35 @@ class Store:
             s.commit()
 
     def heartbeat(self, run_id: int) -> bool:
-        """Record that the worker is alive; returns whether a cancel was requested."""
-        with session(self.engine) as s:
+        """Record, on the database's clock, that the worker is alive; returns whether a cancel was
+        requested. Raises :class:`~xlbench.errors.Evicted` if the run is no longer this worker's."""
+        with self._writing(run_id) as s:
             run = s.get(Run, run_id)
             if run is None:
                 return True
-            run.heartbeat_at = utcnow()
+            run.heartbeat_at = db_now(s)
             s.commit()
             return bool(run.cancel_requested)
 
     def set_progress(self, run_id: int, phase: str, done: int | None, total: int | None) -> None:
-        with session(self.engine) as s:
+        with self._writing(run_id) as s:
             run = s.get(Run, run_id)
             run.phase, run.progress_done, run.progress_total = phase, done, total
-            run.heartbeat_at = utcnow()
+            run.heartbeat_at = db_now(s)
             s.commit()
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> Run:
-        with session(self.engine) as s:
+        with self._writing(run_id) as s:
             run = s.get(Run, run_id)
-            run.status, run.error, run.finished_at = status, error, utcnow()
+            run.status, run.error, run.finished_at = status, error, db_now(s)
             s.commit()
             s.refresh(run)
-            return run
+        self._leases.discard(run_id)
+        return run
 
     def request_cancel(self, run_id: int) -> Run:
         with session(self.engine) as s:
-            run = _get_run(s, run_id, self.url)
+            run = _get_run(s, run_id, self.display_url)
             if run.status == "queued":
                 run.status, run.finished_at = "cancelled", utcnow()
             elif run.status == "running":
@@ -238,10 +298,12 @@ class Store:
     def reap_lost(self, *, stale_seconds: float = LOST_AFTER_SECONDS) -> list[int]:
         """Mark running runs whose worker is gone as ``lost``: no heartbeat for ``stale_seconds``,
         or (on this host) a worker process that no longer exists."""
+        if is_read_only(self.engine):
+            return []  # read-only media: nothing can be marked; the statuses shown are as stored
         host = socket.gethostname()
-        cutoff = utcnow() - timedelta(seconds=stale_seconds)
         lost: list[int] = []
         with session(self.engine) as s:
+            cutoff = db_now(s) - timedelta(seconds=stale_seconds)
             for run in s.exec(select(Run).where(Run.status == "running")):
                 stale = run.heartbeat_at is None or run.heartbeat_at < cutoff
                 dead = run.host == host and run.pid is not None and not _pid_alive(run.pid)
@@ -257,7 +319,7 @@ class Store:
     # --- events, metrics, results -------------------------------------------------------
 
     def add_event(self, run_id: int, message: str, level: str = "info", data: dict | None = None) -> None:
-        with session(self.engine) as s:
+        with self._writing(run_id) as s:
             s.add(RunEvent(run_id=run_id, message=message, level=level, data_json=json.dumps(data or {}, default=str)))
             s.commit()
 
@@ -268,7 +330,7 @@ class Store:
 
     def save_results(self, run_id: int, rows: list[Metric], result: QueryResult) -> None:
         """Replace one dataset's metrics and per-query results for a run, in one transaction."""
-        with session(self.engine) as s:
+        with self._writing(run_id) as s:
             s.exec(delete(Metric).where(Metric.run_id == run_id, Metric.dataset == result.dataset))
             s.exec(delete(QueryResult).where(QueryResult.run_id == run_id, QueryResult.dataset == result.dataset))
             s.add_all(rows)
@@ -289,7 +351,7 @@ class Store:
     def add_train_points(self, run_id: int, points: list[dict]) -> None:
         if not points:
             return
-        with session(self.engine) as s:
+        with self._writing(run_id) as s:
             s.add_all([TrainPoint(run_id=run_id, **p) for p in points])
             s.commit()
 
@@ -302,7 +364,7 @@ class Store:
 
     def delete_train_points_after(self, run_id: int, step: int) -> None:
         """Forget steps logged after a checkpoint (they will be redone when the run resumes)."""
-        with session(self.engine) as s:
+        with self._writing(run_id) as s:
             s.exec(delete(TrainPoint).where(TrainPoint.run_id == run_id, TrainPoint.step > step))
             s.commit()
 
@@ -312,7 +374,7 @@ class Store:
             return s.exec(q).first()
 
     def add_checkpoint(self, run_id: int, step: int, path: str, info: dict | None = None) -> None:
-        with session(self.engine) as s:
+        with self._writing(run_id) as s:
             s.add(Checkpoint(run_id=run_id, step=step, path=path, info_json=json.dumps(info or {})))
             s.commit()
 
@@ -338,7 +400,7 @@ class Store:
         with session(self.engine) as s:
             for ref in refs:
                 if ref.isdigit():
-                    ids.append(_get_run(s, int(ref), self.url).id)
+                    ids.append(_get_run(s, int(ref), self.display_url).id)
                     continue
                 hits = list(s.exec(select(Run.id).where(Run.name == ref)))
                 if len(hits) != 1:

@@ -1,22 +1,27 @@
 """A run's full record as one JSON document, and back into any database.
 
-The document holds the run row (config, environment, timings), its model and dataset rows, every
-metric, the per-query payloads (base64), events, training points and checkpoint paths. Importing
-keeps the run's id when it is free in the target database (so tables that name runs by id read
-the same), else assigns a new one and says so.
+The document holds the run row (config, environment with passwords redacted, timings), its model
+and dataset rows, every metric, the per-query payloads (base64), events, training points and
+checkpoint paths. Importing validates every field first (:func:`validate_document`), keeps the
+run's id when it is free in the target database (else assigns a new one and says so), and takes
+the run as a *record*: see :func:`import_run` for what is trusted and what is dropped.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+import math
+import zlib
+from datetime import UTC, datetime
 
 from sqlmodel import select
 
-from xlbench.errors import DataError
+from xlbench.errors import DataError, StoreError
 from xlbench.store.database import session
-from xlbench.store.models import Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent, TrainPoint
+from xlbench.store.models import (ACTIVE_STATUSES, RUN_STATUSES, Checkpoint, Dataset, Metric, Model, QueryResult, Run,
+                                  RunEvent, TrainPoint, utcnow)
+from xlbench.store.secrets import redact_env
 
 FORMAT = "xlbench-run-v1"
 # the rows that belong to a run, as named in the document
@@ -46,7 +51,7 @@ def export_run(store, run_id: int) -> dict:
         datasets = [d for d in s.exec(select(Dataset)) if names.get(d.name) == d.version]
         return {
             "format": FORMAT,
-            "run": _row(run, drop=()),
+            "run": {**_row(run, drop=()), "env_json": json.dumps(redact_env(json.loads(run.env_json or "{}")))},
             "model": _row(model) if model else None,
             "datasets": [_row(d) for d in datasets],
             **{key: [_row(obj, drop=("id", "run_id")) for obj in objs] for key, objs in rows.items()},
@@ -64,57 +69,229 @@ def write_export(store, run_ids: list[int], path) -> int:
     return len(docs)
 
 
-def _parse(cls, data: dict, where: str):
-    values = {}
-    for key, value in data.items():
-        field = cls.model_fields.get(key)
-        if field is None:
-            continue
-        if isinstance(value, str) and key in ("created_at", "started_at", "finished_at", "heartbeat_at", "ts"):
-            value = datetime.fromisoformat(value)
-        elif key == "payload" and isinstance(value, str):
-            value = base64.b64decode(value)
-        values[key] = value
-    try:
-        return cls(**values)
-    except Exception as exc:
-        raise DataError(where, "", f"cannot read a {cls.__name__}: {exc}") from None
+# --- import: every field validated, nothing executable or machine-local taken on faith ------------
+
+PAYLOAD_FORMATS = ("lareqa-ranks-v1", "miracl-hits-v1")
+EVENT_LEVELS = ("info", "warning", "error")
+
+
+class _Doc:
+    """Typed reads from one exported document; each failure names the file and the JSON path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, place: str, problem: str):
+        raise DataError(self.path, place, problem)
+
+    def obj(self, value, place: str) -> dict:
+        if not isinstance(value, dict):
+            self.fail(place, f"expected an object, found {type(value).__name__}")
+        return value
+
+    def items(self, doc: dict, key: str, place: str) -> list[dict]:
+        value = doc.get(key, [])
+        if not isinstance(value, list):
+            self.fail(f"{place}.{key}", f"expected a list, found {type(value).__name__}")
+        return [self.obj(v, f"{place}.{key}[{i}]") for i, v in enumerate(value)]
+
+    def text(self, data: dict, key: str, place: str, *, default: str | None = "", choices=None) -> str | None:
+        value = data.get(key, default)
+        if value is None and default is None:
+            return None
+        if not isinstance(value, str):
+            self.fail(f"{place}.{key}", f"expected a string, found {type(value).__name__}")
+        if choices is not None and value not in choices:
+            self.fail(f"{place}.{key}", f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def integer(self, data: dict, key: str, place: str, *, optional: bool = False, minimum: int | None = None) -> int | None:
+        value = data.get(key)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+            self.fail(f"{place}.{key}", f"expected an integer{'' if minimum is None else f' ≥ {minimum}'}, found {value!r}")
+        return value
+
+    def number(self, data: dict, key: str, place: str, *, optional: bool = False) -> float | None:
+        value = data.get(key)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            self.fail(f"{place}.{key}", f"expected a finite number, found {value!r}")
+        return float(value)
+
+    def when(self, data: dict, key: str, place: str) -> datetime | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            self.fail(f"{place}.{key}", f"expected an ISO timestamp, found {value!r}")
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    def json_object(self, data: dict, key: str, place: str) -> dict:
+        raw = self.text(data, key, place, default="{}")
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            self.fail(f"{place}.{key}", f"not JSON ({exc})")
+        return self.obj(value, f"{place}.{key}")
+
+    def payload(self, data: dict, place: str, fmt: str) -> bytes:
+        try:
+            raw = base64.b64decode(self.text(data, "payload", place), validate=True)
+        except ValueError:
+            self.fail(f"{place}.payload", "not base64")
+        try:
+            if fmt == "lareqa-ranks-v1":
+                from xlbench.core.settings import LareqaRanks
+
+                LareqaRanks.from_bytes(raw)  # numpy arrays only, no pickle
+            else:
+                json.loads(zlib.decompress(raw))
+        except Exception as exc:
+            self.fail(f"{place}.payload", f"not a readable {fmt} payload ({type(exc).__name__})")
+        return raw
+
+
+def _run_row(d: _Doc, data: dict, source_name: str) -> tuple[Run, int | None]:
+    place = "run"
+    status = d.text(data, "status", place, choices=RUN_STATUSES)
+    error = d.text(data, "error", place, default=None)
+    if status in ACTIVE_STATUSES:  # a process elsewhere was (or would be) running it: not ours to claim
+        error, status = f"was {status} where it was exported; imported as a record", "lost"
+    config = d.json_object(data, "config_json", place)
+    if "plugins_dir" in config:
+        config["plugins_dir"] = None  # a folder of code on another machine: never followed
+    env = redact_env(d.json_object(data, "env_json", place))
+    original = d.integer(data, "id", place, optional=True, minimum=1)
+    env["imported"] = {"file": source_name, "original_id": original, "at": utcnow().isoformat()}
+    run = Run(
+        name=d.text(data, "name", place), kind=d.text(data, "kind", place, choices=("eval", "train")), status=status,
+        config_json=json.dumps(config), env_json=json.dumps(env, default=str), error=error,
+        phase=d.text(data, "phase", place), progress_done=d.integer(data, "progress_done", place, optional=True, minimum=0),
+        progress_total=d.integer(data, "progress_total", place, optional=True, minimum=0),
+        xlbench_version=d.text(data, "xlbench_version", place), git_commit=d.text(data, "git_commit", place, default=None),
+        **{k: d.when(data, k, place) for k in ("created_at", "started_at", "finished_at")},
+    )
+    if run.created_at is None:
+        run.created_at = utcnow()
+    return run, original
+
+
+def _rows(d: _Doc, key: str, items: list[dict]) -> list:
+    out = []
+    for i, item in enumerate(items):
+        place = f"{key}[{i}]"
+        if key == "metrics":
+            out.append(Metric(**{f: d.text(item, f, place) for f in ("dataset", "dataset_version", "setting", "query_lang",
+                                                                       "corpus_lang", "metric")},
+                              value=d.number(item, "value", place), n_queries=d.integer(item, "n_queries", place, optional=True)))
+        elif key == "query_results":
+            fmt = d.text(item, "format", place, choices=PAYLOAD_FORMATS)
+            d.json_object(item, "info_json", place)
+            out.append(QueryResult(dataset=d.text(item, "dataset", place), dataset_version=d.text(item, "dataset_version", place),
+                                   format=fmt, payload=d.payload(item, place, fmt), info_json=item.get("info_json", "{}"),
+                                   created_at=d.when(item, "created_at", place) or utcnow()))
+        elif key == "events":
+            d.json_object(item, "data_json", place)
+            out.append(RunEvent(level=d.text(item, "level", place, choices=EVENT_LEVELS), message=d.text(item, "message", place),
+                                data_json=item.get("data_json", "{}"), ts=d.when(item, "ts", place) or utcnow()))
+        elif key == "train_points":
+            out.append(TrainPoint(step=d.integer(item, "step", place, minimum=0), split=d.text(item, "split", place, choices=("train", "val")),
+                                  loss=d.number(item, "loss", place), info=d.text(item, "info", place),
+                                  **{f: d.number(item, f, place, optional=True) for f in ("lr", "grad_norm", "samples_per_s")},
+                                  ts=d.when(item, "ts", place) or utcnow()))
+    return out
+
+
+def _model_row(d: _Doc, s, data: dict) -> int:
+    """The model row for an imported run: reused only if the same name means the same model here."""
+    name = d.text(data, "name", "model")
+    source = d.text(data, "source", "model")
+    info = d.json_object(data, "info_json", "model")
+    fields = {"encoder": d.text(data, "encoder", "model"), "label": d.text(data, "label", "model")}
+    existing = s.exec(select(Model).where(Model.name == name)).first()
+    if existing is not None and existing.source == source and existing.encoder == fields["encoder"]:
+        return existing.id
+    candidate, n = name, 1
+    while s.exec(select(Model).where(Model.name == candidate)).first() is not None:
+        n += 1
+        candidate = f"{name} (imported {n})"
+    # the source was a folder or hub id on the exporting machine: kept as information, never loaded
+    model = Model(name=candidate, source="", info_json=json.dumps({**info, "imported_source": source}), **fields)
+    s.add(model)
+    s.flush()
+    return model.id
+
+
+def validate_document(doc, where: str) -> None:
+    """Check a whole document before anything is written (every field, every payload)."""
+    d = _Doc(where)
+    doc = d.obj(doc, "(document)")
+    if doc.get("format") != FORMAT:
+        d.fail("format", f"expected {FORMAT!r}, found {doc.get('format')!r}")
+    _run_row(d, d.obj(doc.get("run"), "run"), "")
+    for key in ("metrics", "query_results", "events", "train_points"):
+        _rows(d, key, d.items(doc, key, "(document)"))
+    for i, ds in enumerate(d.items(doc, "datasets", "(document)")):
+        for f in ("name", "version", "kind"):
+            d.text(ds, f, f"datasets[{i}]")
+    if doc.get("model") is not None:
+        for f in ("name", "encoder", "source", "label"):
+            d.text(d.obj(doc["model"], "model"), f, "model")
+        d.json_object(doc["model"], "info_json", "model")
 
 
 def import_run(store, doc: dict, *, where: str = "import") -> tuple[int, bool]:
-    """Insert one exported run; returns ``(new id, kept the original id)``. All or nothing."""
-    if doc.get("format") != FORMAT:
-        raise DataError(where, "format", f"expected {FORMAT!r}, found {doc.get('format')!r}")
+    """Insert one exported run as a record; returns ``(new id, kept the original id)``. All or nothing.
+
+    What is trusted: names, configs (shown, never executed: an imported run cannot be resumed or
+    re-evaluated, and its plugins folder is dropped), metrics, per-query payloads (numpy arrays or
+    JSON, validated), events and loss points. What is not: processes, hosts, heartbeats, running or
+    queued states (imported as ``lost``), checkpoint paths (not imported), model folders (kept as
+    information only), sweep and parent links.
+    """
+    from pathlib import Path
+
+    validate_document(doc, where)
+    d = _Doc(where)
     with session(store.engine) as s:
-        model_id = None
-        if doc.get("model"):
-            m = _parse(Model, doc["model"], where)
-            existing = s.exec(select(Model).where(Model.name == m.name)).first()
-            if existing is None:
-                s.add(m)
-                s.flush()
-                existing = m
-            model_id = existing.id
-        for d in doc.get("datasets", []):
-            ds = _parse(Dataset, d, where)
+        model_id = _model_row(d, s, doc["model"]) if doc.get("model") else None
+        for i, data in enumerate(doc.get("datasets", [])):
+            ds = Dataset(name=data["name"], version=data["version"], kind=data["kind"],
+                         source=d.text(data, "source", f"datasets[{i}]"), languages=d.text(data, "languages", f"datasets[{i}]"),
+                         stats_json=json.dumps(d.json_object(data, "stats_json", f"datasets[{i}]")))
             if s.exec(select(Dataset).where(Dataset.name == ds.name, Dataset.version == ds.version)).first() is None:
                 s.add(ds)
-        run_data = dict(doc["run"])
-        original = run_data.pop("id", None)
-        run = _parse(Run, run_data, where)
-        run.model_id, run.parent_id = model_id, None
+        run, original = _run_row(d, doc["run"], Path(where).name)
+        run.model_id = model_id
         kept = original is not None and s.get(Run, original) is None
         if kept:
             run.id = original
         s.add(run)
         s.flush()
-        for key, cls in RUN_ROWS:
-            for item in doc.get(key, []):
-                obj = _parse(cls, item, where)
+        for key in ("metrics", "query_results", "events", "train_points"):
+            for obj in _rows(d, key, doc.get(key, [])):
                 obj.run_id = run.id
                 s.add(obj)
         s.commit()
         return run.id, kept
+
+
+def imported_from(run) -> dict | None:
+    """Where an imported run came from, or None for a run made in this database."""
+    return json.loads(run.env_json or "{}").get("imported")
+
+
+def ensure_local(run) -> None:
+    """Refuse to execute an imported run: its config, model and checkpoints belong to another machine."""
+    origin = imported_from(run)
+    if origin:
+        raise StoreError(f"run {run.id} was imported from {origin.get('file')}: it is a record, not executed here "
+                         "(start a new run from its config instead)")
 
 
 def read_document(path) -> list[dict]:

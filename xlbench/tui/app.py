@@ -164,7 +164,10 @@ class XlbenchApp(App):
 
         from xlbench.config import EvalConfig
 
+        from xlbench.store.transfer import ensure_local
+
         run = self.store.get_run(run_id)
+        ensure_local(run)
         config = json.loads(run.config_json or "{}")
         if run.kind == "train":
             from pathlib import Path

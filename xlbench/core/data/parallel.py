@@ -109,21 +109,31 @@ def _text(value, path, place, field: str, required: bool = True) -> str | None:
     return value
 
 
-def _json_lines(path: Path):
-    """``(line number, line, value)`` for each non-blank line of a JSON-lines file."""
+def _text_lines(path: Path):
+    """``(line number, line)`` of a UTF-8 text file; a line that is not UTF-8 is named, not a traceback."""
     try:
-        fh = open(path, encoding="utf-8")
+        fh = open(path, "rb")
     except OSError as exc:
         raise DataError(path, "", f"cannot read ({exc.strerror})") from None
     with fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+        for lineno, raw in enumerate(fh, start=1):
             try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, f"line {lineno} column {exc.colno}", f"invalid JSON ({exc.msg})") from None
-            yield lineno, line, value
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(path, f"line {lineno} column {exc.start + 1}",
+                                f"not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
+
+
+def _json_lines(path: Path):
+    """``(line number, line, value)`` for each non-blank line of a JSON-lines file."""
+    for lineno, line in _text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"line {lineno} column {exc.colno}", f"invalid JSON ({exc.msg})") from None
+        yield lineno, line, value
 
 
 def load_jsonl(path: Path, *, languages: list[str] | None = None, name: str | None = None) -> ParallelCorpus:
@@ -262,12 +272,11 @@ def _find(folder: Path, name: str) -> Path:
 
 
 def _tsv(path: Path, n_fields: int):
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != n_fields:
-                raise DataError(path, f"line {lineno}", f"expected {n_fields} tab-separated fields")
-            yield lineno, parts
+    for lineno, line in _text_lines(path):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) != n_fields:
+            raise DataError(path, f"line {lineno}", f"expected {n_fields} tab-separated fields")
+        yield lineno, parts
 
 
 # --- contamination guard --------------------------------------------------------------------

@@ -116,10 +116,8 @@ def encode_texts(
     keys = None
     if cache is not None and uniq:
         keys = text_keys(uniq, role)
-        slots = cache.lookup(keys)
-        hit = slots >= 0
-        if hit.any():
-            cached = cache.fetch(slots[hit])
+        hit, cached = cache.get(keys)
+        if cached is not None:
             vecs = np.empty((len(uniq), cached.shape[1]), dtype=np.float32)
             vecs[hit] = cached
         todo = np.nonzero(~hit)[0]

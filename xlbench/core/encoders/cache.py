@@ -1,9 +1,15 @@
 """On-disk embedding cache keyed by model fingerprint and text hash.
 
-Layout: ``<root>/<model key>/<shard>.keys.npy`` (``S16`` blake2b digests of ``role\\0text``) and
-``<shard>.vecs.npy`` (float32 rows, memory-mapped on read). A shard is written whole to temporary
-names and renamed, vectors first, so an interrupted run leaves only complete shards: Ctrl-C keeps
-everything encoded up to the last flush.
+Layout: ``<root>/<model key>/<shard>.keys.npy`` (``S16`` blake2b digests of ``role\\0text``),
+``<shard>.vecs.npy`` (float32 rows, memory-mapped on read) and ``<shard>.sum.json`` (size and
+sha256 of both, written last). A shard is written whole to temporary names and renamed, so an
+interrupted run leaves only complete shards: Ctrl-C keeps everything encoded up to the last flush,
+and a failed write (a full disk) removes its temporary files.
+
+Nothing read back is trusted: a shard's keys are verified against its checksum file when the index
+loads, its vectors the first time they are fetched. A shard that is missing its checksum, truncated
+or altered is reported (``on_damage``, one line naming the file), moved aside to ``*.damaged`` and
+dropped from the index, and the texts it held are encoded again: the numbers are those of a clean run.
 """
 
 from __future__ import annotations
@@ -11,9 +17,14 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from xlbench.core.integrity import Damaged, manifest_for, read_manifest, verify, write_json_atomic
+
+SHARD_FORMAT = "xlbench-embedding-shard-v1"
 
 
 def text_keys(texts: list[str], role: str) -> np.ndarray:
@@ -24,28 +35,56 @@ def text_keys(texts: list[str], role: str) -> np.ndarray:
     )
 
 
-class EmbeddingCache:
-    """Vectors of one model, looked up by text key; append-only shards."""
+def _shard_files(stem: Path) -> tuple[Path, Path, Path]:
+    return (stem.with_name(stem.name + ".keys.npy"), stem.with_name(stem.name + ".vecs.npy"),
+            stem.with_name(stem.name + ".sum.json"))
 
-    def __init__(self, root: Path, model_key: str) -> None:
+
+class EmbeddingCache:
+    """Vectors of one model, looked up by text key; append-only, checksummed shards."""
+
+    def __init__(self, root: Path, model_key: str, *, on_damage: Callable[[str], None] | None = None) -> None:
         self.dir = Path(root) / model_key
+        self.on_damage = on_damage
         self._keys = np.zeros(0, dtype="S16")
         self._where = np.zeros((0, 2), dtype=np.int64)  # (shard, row) for each sorted key
-        self._shards: list[Path] = []
+        self._shards: list[Path] = []  # stems
         self._vecs: list[np.ndarray | None] = []
+        self._dead: set[int] = set()
         self._load_index()
+
+    def _damaged(self, stem: Path, exc: Damaged) -> None:
+        """Report a damaged shard and move its files aside (kept for inspection, never read again)."""
+        for path in _shard_files(stem):
+            if path.exists():
+                path.replace(path.with_name(path.name + ".damaged"))
+        if self.on_damage:
+            self.on_damage(f"embedding cache: {exc.path}: {exc.reason}; its texts are encoded again "
+                           f"(files moved aside as *.damaged)")
 
     def _load_index(self) -> None:
         if not self.dir.is_dir():
             return
+        for tmp in self.dir.glob("*.tmp"):  # left by a process killed mid-write
+            tmp.unlink(missing_ok=True)
         keys, where = [], []
         for keys_file in sorted(self.dir.glob("*.keys.npy")):
-            vecs_file = keys_file.with_name(keys_file.name.replace(".keys.npy", ".vecs.npy"))
-            if not vecs_file.exists():
+            stem = keys_file.with_name(keys_file.name.removesuffix(".keys.npy"))
+            keys_path, vecs_path, sum_path = _shard_files(stem)
+            try:
+                manifest = read_manifest(sum_path, SHARD_FORMAT)
+                verify(self.dir, {"files": {keys_path.name: manifest["files"].get(keys_path.name, {})}})
+                k = np.load(keys_path, allow_pickle=False)
+                if k.dtype != np.dtype("S16") or k.ndim != 1 or len(k) != manifest.get("rows"):
+                    raise Damaged(keys_path, "keys do not match the shard's row count")
+            except Damaged as exc:
+                self._damaged(stem, exc)
                 continue
-            k = np.load(keys_file)
+            except (OSError, ValueError) as exc:
+                self._damaged(stem, Damaged(keys_path, f"unreadable ({exc})"))
+                continue
             shard = len(self._shards)
-            self._shards.append(vecs_file)
+            self._shards.append(stem)
             self._vecs.append(None)
             keys.append(k)
             where.append(np.stack([np.full(len(k), shard), np.arange(len(k))], axis=1))
@@ -64,34 +103,70 @@ class EmbeddingCache:
             return np.full(len(keys), -1, dtype=np.int64)
         pos = np.searchsorted(self._keys, keys)
         pos_c = np.minimum(pos, len(self._keys) - 1)
-        return np.where(self._keys[pos_c] == keys, pos_c, -1)
+        found = self._keys[pos_c] == keys
+        if self._dead:
+            found &= ~np.isin(self._where[pos_c, 0], list(self._dead))
+        return np.where(found, pos_c, -1)
 
-    def fetch(self, slots: np.ndarray) -> np.ndarray:
-        """Vectors for slots returned by :meth:`lookup` (all must be ≥ 0)."""
-        where = self._where[slots]
+    def _open(self, shard: int) -> np.ndarray | None:
+        """The shard's vectors, verified against its checksum on first use (None if damaged)."""
+        if shard in self._dead:
+            return None
+        if self._vecs[shard] is None:
+            stem = self._shards[shard]
+            keys_path, vecs_path, sum_path = _shard_files(stem)
+            try:
+                manifest = read_manifest(sum_path, SHARD_FORMAT)
+                verify(self.dir, {"files": {vecs_path.name: manifest["files"].get(vecs_path.name, {})}})
+                vecs = np.load(vecs_path, mmap_mode="r", allow_pickle=False)
+                if vecs.dtype != np.float32 or vecs.ndim != 2 or len(vecs) != manifest.get("rows"):
+                    raise Damaged(vecs_path, "vectors do not match the shard's row count")
+            except (Damaged, OSError, ValueError) as exc:
+                self._dead.add(shard)
+                self._damaged(stem, exc if isinstance(exc, Damaged) else Damaged(vecs_path, f"unreadable ({exc})"))
+                return None
+            self._vecs[shard] = vecs
+        return self._vecs[shard]
+
+    def get(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(hit, vectors)``: which keys are cached (in verified shards) and their vectors, in order."""
+        slots = self.lookup(keys)
+        if not (slots >= 0).any():
+            return slots >= 0, None
+        where = self._where[np.maximum(slots, 0)]
+        for shard in np.unique(where[slots >= 0, 0]):
+            if self._open(int(shard)) is None:
+                slots[(slots >= 0) & (where[:, 0] == shard)] = -1
+        hit = slots >= 0
+        if not hit.any():
+            return hit, None
         out = None
-        for shard in np.unique(where[:, 0]):
+        for shard in np.unique(where[hit, 0]):
             vecs = self._vecs[shard]
-            if vecs is None:
-                vecs = self._vecs[shard] = np.load(self._shards[shard], mmap_mode="r")
-            sel = where[:, 0] == shard
+            sel = hit & (where[:, 0] == shard)
             if out is None:
-                out = np.empty((len(slots), vecs.shape[1]), dtype=np.float32)
-            out[sel] = vecs[where[sel, 1]]
-        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+                out = np.empty((int(hit.sum()), vecs.shape[1]), dtype=np.float32)
+            out[sel[hit]] = vecs[where[sel, 1]]
+        return hit, out
 
     def append(self, keys: np.ndarray, vecs: np.ndarray) -> None:
-        """Persist a shard and add it to the in-memory index."""
+        """Persist a shard (vectors, keys, then the checksum that makes it valid) and index it."""
         if not len(keys):
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        stem = uuid.uuid4().hex
-        vecs_file = self.dir / f"{stem}.vecs.npy"
-        keys_file = self.dir / f"{stem}.keys.npy"
-        _atomic_save(vecs_file, np.ascontiguousarray(vecs, dtype=np.float32))
-        _atomic_save(keys_file, np.asarray(keys, dtype="S16"))
+        stem = self.dir / uuid.uuid4().hex
+        keys_path, vecs_path, sum_path = _shard_files(stem)
+        try:
+            _atomic_save(vecs_path, np.ascontiguousarray(vecs, dtype=np.float32))
+            _atomic_save(keys_path, np.asarray(keys, dtype="S16"))
+            write_json_atomic(sum_path, manifest_for([keys_path, vecs_path], SHARD_FORMAT, rows=len(keys),
+                                                     dim=int(vecs.shape[1])))
+        except BaseException:
+            for path in (keys_path, vecs_path):
+                path.unlink(missing_ok=True)
+            raise
         shard = len(self._shards)
-        self._shards.append(vecs_file)
+        self._shards.append(stem)
         self._vecs.append(None)
         all_keys = np.concatenate([self._keys, keys])
         all_where = np.concatenate([self._where, np.stack([np.full(len(keys), shard), np.arange(len(keys))], axis=1)])
@@ -101,8 +176,12 @@ class EmbeddingCache:
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

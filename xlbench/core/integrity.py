@@ -1,0 +1,79 @@
+"""Checksums that bind files on disk to what xlbench wrote, so damage is detected, never trusted.
+
+A folder (a training checkpoint) or a group of files (an embedding-cache shard) gets a small JSON
+manifest holding each file's size and sha256. :func:`verify` re-hashes the files and raises
+:class:`Damaged` naming the first file that is missing, truncated, extended or altered; a file
+without a manifest is treated as damaged (it was not written whole by this xlbench).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from xlbench.errors import XlbenchError
+
+
+class Damaged(XlbenchError):
+    """A file on disk does not match the checksum written beside it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest_for(paths: list[Path], kind: str, **extra) -> dict:
+    return {"format": kind, "files": {p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in paths},
+            **extra}
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON to a temporary name, fsync, rename: readers see the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_manifest(path: Path, kind: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Damaged(path, "no checksum manifest (incomplete, or not written by this xlbench)") from None
+    except (OSError, ValueError) as exc:
+        raise Damaged(path, f"unreadable checksum manifest ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != kind or not isinstance(data.get("files"), dict):
+        raise Damaged(path, f"not a {kind} manifest")
+    return data
+
+
+def verify(folder: Path, manifest: dict) -> None:
+    """Raise :class:`Damaged` unless every file listed in ``manifest`` is in ``folder`` unchanged."""
+    for name, want in manifest["files"].items():
+        path = Path(folder) / name
+        if Path(name).name != name:
+            raise Damaged(path, "manifest names a file outside its folder")
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise Damaged(path, "missing") from None
+        if size != want.get("size"):
+            raise Damaged(path, f"size {size} bytes, {want.get('size')} written (truncated or overwritten)")
+        if sha256_file(path) != want.get("sha256"):
+            raise Damaged(path, "checksum mismatch (altered on disk)")
