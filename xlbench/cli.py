@@ -188,11 +188,10 @@ def _show_results(store, run_id: int, console, json_out: Path | None) -> None:
     for report in reports:
         print_report(console, report)
     if json_out:
-        data = reports[0] if len(reports) == 1 else reports
+        from xlbench.core.integrity import write_json_atomic
+
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_out.with_name(json_out.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(json_out)
+        write_json_atomic(json_out, reports[0] if len(reports) == 1 else reports, indent=2)
         console.print(f"results written to {json_out}")
 
 

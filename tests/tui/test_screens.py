@@ -279,3 +279,18 @@ async def test_reevaluate_writes_an_eval_run_and_starts_a_worker(make_app, seede
         await settle(pilot)
         await pilot.press("e")
         assert isinstance(app.screen, ErrorDialog) and "no saved fine-tuned model" in app.screen.message
+
+
+async def test_config_tab_says_where_the_run_ran_and_compare_flags_the_difference(make_app):
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_run(pilot, 2)
+        config = text_of(screen.query_one("#config", Static))
+        assert "where it ran" in config and "cpu AMD EPYC (x86_64, 2 cpus) · 2 thread(s)" in config
+        assert "blas: openblas 0.3.31 kernel SkylakeX, 2 threads" in config
+        await pilot.press("escape")
+        await settle(pilot)
+        pilot.app.open_compare([1, 2])
+        await settle(pilot)
+        diff = text_of(pilot.app.screen.query_one("#config-diff", Static))
+        assert "where it ran (runs 1 | 2)" in diff and "threads: 1 | 2" in diff

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from xlbench.errors import XlbenchError
 
@@ -37,18 +39,24 @@ def manifest_for(paths: list[Path], kind: str, **extra) -> dict:
             **extra}
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temporary name, fsync, rename: readers see the old file or the new one."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write(fh)`` into a temporary name, fsync, rename over ``path``: readers see the old file or
+    the new one, never half of one; a failure (a full disk) removes the temporary file."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
+        with open(tmp, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: dict, **dump) -> None:
+    atomic_write(path, lambda fh: fh.write(json.dumps(data, **dump).encode("utf-8")))
 
 
 def read_manifest(path: Path, kind: str) -> dict:

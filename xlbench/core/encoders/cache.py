@@ -14,17 +14,19 @@ dropped from the index, and the texts it held are encoded again: the numbers are
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from xlbench.core.integrity import Damaged, manifest_for, read_manifest, verify, write_json_atomic
+from xlbench.core.integrity import Damaged, atomic_write, manifest_for, read_manifest, verify, write_json_atomic
 
 SHARD_FORMAT = "xlbench-embedding-shard-v1"
+STALE_TMP_SECONDS = 3600
 
 
 def text_keys(texts: list[str], role: str) -> np.ndarray:
@@ -65,8 +67,11 @@ class EmbeddingCache:
     def _load_index(self) -> None:
         if not self.dir.is_dir():
             return
-        for tmp in self.dir.glob("*.tmp"):  # left by a process killed mid-write
-            tmp.unlink(missing_ok=True)
+        stale = time.time() - STALE_TMP_SECONDS
+        for tmp in self.dir.glob("*.tmp"):  # left by a process killed mid-write (not one writing now)
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < stale:
+                    tmp.unlink()
         keys, where = [], []
         for keys_file in sorted(self.dir.glob("*.keys.npy")):
             stem = keys_file.with_name(keys_file.name.removesuffix(".keys.npy"))
@@ -157,8 +162,8 @@ class EmbeddingCache:
         stem = self.dir / uuid.uuid4().hex
         keys_path, vecs_path, sum_path = _shard_files(stem)
         try:
-            _atomic_save(vecs_path, np.ascontiguousarray(vecs, dtype=np.float32))
-            _atomic_save(keys_path, np.asarray(keys, dtype="S16"))
+            atomic_write(vecs_path, lambda fh: np.save(fh, np.ascontiguousarray(vecs, dtype=np.float32)))
+            atomic_write(keys_path, lambda fh: np.save(fh, np.asarray(keys, dtype="S16")))
             write_json_atomic(sum_path, manifest_for([keys_path, vecs_path], SHARD_FORMAT, rows=len(keys),
                                                      dim=int(vecs.shape[1])))
         except BaseException:
@@ -173,15 +178,3 @@ class EmbeddingCache:
         order = np.argsort(all_keys, kind="stable")
         self._keys, self._where = all_keys[order], all_where[order]
 
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
