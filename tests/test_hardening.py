@@ -9,7 +9,6 @@ import os
 import pickle
 import signal
 import sqlite3
-import stat
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from tests.jobs.test_training import tiny_config
 from xlbench.errors import Evicted
 from xlbench.jobs import training
 from xlbench.store.database import session
-from xlbench.store.models import Run, RunEvent, TrainPoint
+from xlbench.store.models import Run
 from xlbench.store.store import Store
 from xlbench.worker import execute
 
@@ -288,7 +287,8 @@ def test_sigstopped_worker_resumed_elsewhere_never_finishes_twice(tmp_path, work
 
 
 def test_heartbeats_use_the_database_clock(store, monkeypatch):
-    from xlbench.store import models, store as store_module
+    from xlbench.store import models
+    from xlbench.store import store as store_module
 
     run = store.create_run(kind="eval", name="skewed host", config={})
     store.claim_run(run.id, env={}, git_commit=None)

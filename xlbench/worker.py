@@ -124,7 +124,6 @@ def set_threads(threads: int) -> None:
 
 def environment(threads: int) -> dict:
     from xlbench.core.environment import describe
-
     from xlbench.store.secrets import redact_argv
 
     return {**describe(threads), "argv": redact_argv(sys.argv)}

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from xlbench.core.data.sources import XquadR, bundled_xquad_r
 from tests.helpers import grid_scores
+from xlbench.core.data.sources import XquadR, bundled_xquad_r
 from xlbench.core.evaluate import evaluate
 
 

@@ -19,9 +19,8 @@ from sqlmodel import select
 from xlbench.errors import Evicted, StoreError
 from xlbench.paths import db_url
 from xlbench.store.database import is_read_only, open_engine, session
+from xlbench.store.models import Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent, TrainPoint, utcnow
 from xlbench.store.secrets import redact_url
-from xlbench.store.models import (Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent,
-                                  TrainPoint, utcnow)
 
 HEARTBEAT_SECONDS = 2.0
 LOST_AFTER_SECONDS = 15.0

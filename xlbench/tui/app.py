@@ -163,7 +163,6 @@ class XlbenchApp(App):
         import json
 
         from xlbench.config import EvalConfig
-
         from xlbench.store.transfer import ensure_local
 
         run = self.store.get_run(run_id)
