@@ -72,7 +72,7 @@ def test_random_float_pool_in_many_chunks():
     relevant = np.stack([rng.integers(offsets[i], offsets[i + 1], size=257) for i in range(3)], axis=1)
     relevant[::7, 1] = -1
     calls = []
-    block, pool = rank_relevant(q, c, offsets, relevant, budget_bytes=900 * 10 * 10,
+    block, pool = rank_relevant(q, c, offsets, relevant, budget_bytes=900 * 14 * 10,
                                 on_chunk=lambda d, t: calls.append((d, t)))
     ref_block, ref_pool = brute_force(q, c, offsets, relevant)
     np.testing.assert_array_equal(block, ref_block)

@@ -54,6 +54,11 @@ def on_grid(vecs: np.ndarray, exps: np.ndarray, bits: int) -> np.ndarray:
     return np.ldexp(np.rint(np.ldexp(np.asarray(vecs, dtype=np.float64), shift)), -shift)
 
 
+# Grid values have at most B + 1 ≤ 24 significant bits, so float32 holds them exactly: matrices up
+# to this size keep a rounded float32 copy instead of re-rounding each block every time it is used.
+ROUNDED_COPY_BYTES = 256 * 2**20
+
+
 class GridVectors:
     """A float32 matrix with its grid exponents; rows are put on the grid a block at a time."""
 
@@ -61,11 +66,16 @@ class GridVectors:
         self.vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         self.bits = grid_bits(self.vecs.shape[1]) if bits is None else bits
         self.exps = grid_exponents(self.vecs)
+        self.rounded: np.ndarray | None = None
+        if self.vecs.nbytes <= ROUNDED_COPY_BYTES and self.bits <= 23:
+            self.rounded = on_grid(self.vecs, self.exps, self.bits).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.vecs)
 
     def block(self, lo: int, hi: int) -> np.ndarray:
+        if self.rounded is not None:
+            return self.rounded[lo:hi].astype(np.float64)
         return on_grid(self.vecs[lo:hi], self.exps[lo:hi], self.bits)
 
 
