@@ -99,6 +99,32 @@ def test_matches_trec_eval_with_ties(miracl_dir, search_chunk):
     assert result.summary["mono"]["ndcg@10"] == pytest.approx(np.mean([c.metrics["ndcg@10"] for c in result.cells]))
 
 
+def test_cached_rerun_and_an_interrupted_one_give_the_same_numbers(miracl_dir, tmp_path):
+    from xlbench.core.encoders.cache import EmbeddingCache
+    from xlbench.core.evaluate import evaluate_miracl
+    from xlbench.core.progress import Reporter
+
+    class StopAfter(Reporter):
+        def advance(self, done, total=None):
+            if done >= 200:
+                raise KeyboardInterrupt
+
+    ds = load_miracl(miracl_dir)
+    enc = LetterCounts()
+    clean = evaluate_miracl(ds, enc, search_chunk=64)
+    cache = EmbeddingCache(tmp_path, "letters")
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_miracl(ds, enc, cache=cache, search_chunk=64, reporter=StopAfter())
+    done = sorted((tmp_path / "letters" / "chunks").glob("*.sum.json"))
+    assert 0 < len(done) < 10  # the chunks finished before the interruption are kept
+    resumed = evaluate_miracl(ds, enc, cache=EmbeddingCache(tmp_path, "letters"), search_chunk=64)
+    again = evaluate_miracl(ds, enc, cache=EmbeddingCache(tmp_path, "letters"), search_chunk=64)
+    assert resumed.info["encode"]["from_cache"] > 0 and again.info["encode"]["encoded"] == 0
+    for r in (resumed, again):
+        assert [c.metrics for c in r.cells] == [c.metrics for c in clean.cells]
+        assert r.payload == clean.payload
+
+
 def test_malformed_corpus_line_is_named(miracl_dir):
     bad = miracl_dir / "miracl-corpus-v1.0-te" / "docs-1.jsonl.gz"
     with gzip.open(bad, "at") as fh:

@@ -20,7 +20,7 @@ import numpy as np
 from xlbench.core.data.lareqa import LareqaSet
 from xlbench.core.data.miracl import MiraclSet
 from xlbench.core.encoders.base import EncodeStats, Encoder, encode_texts
-from xlbench.core.encoders.cache import EmbeddingCache
+from xlbench.core.encoders.cache import ChunkCache, EmbeddingCache, text_keys
 from xlbench.core.index import TopK
 from xlbench.core.metrics import trec_ndcg_cut, trec_recall
 from xlbench.core.progress import Reporter
@@ -96,6 +96,22 @@ def _same_dimension(encoder: Encoder, queries: np.ndarray, passages: np.ndarray)
                           f"{passages.shape[1]}-dimensional passage vectors; scores need one dimension")
 
 
+def _encode_chunk(encoder: Encoder, texts: list[str], chunks: ChunkCache | None, *, batch_size: int,
+                  stats: EncodeStats, on_progress=None) -> np.ndarray:
+    """One corpus chunk's vectors: from the chunk cache when an earlier run finished it, else encoded."""
+    keys = text_keys(texts, "passage") if chunks is not None else None
+    vecs = chunks.get(keys) if chunks is not None else None
+    if vecs is not None:
+        stats.requested += len(texts)
+        stats.unique += len(set(texts))
+        stats.from_cache += len(set(texts))
+        return vecs
+    vecs = encode_texts(encoder, texts, "passage", batch_size=batch_size, stats=stats, on_progress=on_progress)
+    if chunks is not None:
+        chunks.put(keys, vecs)
+    return vecs
+
+
 def trec_order(scores: np.ndarray, docids: list[str]) -> list[int]:
     """Positions sorted as trec_eval sorts a run: score descending, then docid descending."""
     order = sorted(range(len(docids)), key=docids.__getitem__, reverse=True)
@@ -109,6 +125,7 @@ def evaluate_miracl(ds: MiraclSet, encoder: Encoder, *, cache=None, reporter: Re
     reporter = reporter or Reporter()
     t0 = time.perf_counter()
     stats = EncodeStats()
+    chunks = cache.chunks() if cache is not None else None
     cells: list[Cell] = []
     per_query = []
     for lang in ds.languages:
@@ -116,19 +133,16 @@ def evaluate_miracl(ds: MiraclSet, encoder: Encoder, *, cache=None, reporter: Re
         q = _encode(encoder, part.query_text, "query", f"miracl {lang}: encode queries", cache=cache,
                     reporter=reporter, batch_size=batch_size, stats=stats)
         top = TopK(q, MIRACL_DEPTH, threads=threads)
-        docids: list[str] = []
-        pending: list[np.ndarray] = []
+        docids: dict[int, str] = {}  # only for ids some query still keeps: memory does not grow with the corpus
         reporter.phase(f"miracl {lang}: encode and search corpus", None)
-        for ids, texts in part.iter_corpus(chunk=min(4096, search_chunk)):
-            pending.append(encode_texts(encoder, texts, "passage", cache=cache, batch_size=batch_size, stats=stats))
-            _same_dimension(encoder, q, pending[-1])
-            docids.extend(ids)
-            if sum(len(p) for p in pending) >= search_chunk:
-                top.add(np.concatenate(pending))
-                pending = []
-            reporter.advance(len(docids), None)
-        if pending:
-            top.add(np.concatenate(pending))
+        for ids, texts in part.iter_corpus(chunk=search_chunk):
+            first = top.seen
+            vecs = _encode_chunk(encoder, texts, chunks, batch_size=batch_size, stats=stats,
+                                 on_progress=lambda done, _total: reporter.advance(first + done, None))
+            _same_dimension(encoder, q, vecs)
+            top.add(vecs)
+            docids = {i: docids[i] if i < first else ids[i - first] for i in top.kept_ids().tolist()}
+            reporter.advance(top.seen, None)
         row_of = {qid: i for i, qid in enumerate(part.query_ids)}
         ndcg, recall = [], []
         missing = 0

@@ -84,6 +84,11 @@ class TopK:
         self.scores, self.ids = s_all, i_all
         self.seen += n
 
+    def kept_ids(self) -> np.ndarray:
+        """Every global id some query still keeps (what a caller must remember about the corpus)."""
+        parts = [self.ids.ravel(), *(ids for _, ids in self.exact.values())]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
     def candidates(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """Every kept ``(scores, ids)`` of one query: a superset of its exact top-k under any tie-break."""
         if row in self.exact:

@@ -1,15 +1,20 @@
 """On-disk embedding cache keyed by model fingerprint and text hash.
 
-Layout: ``<root>/<model key>/<shard>.keys.npy`` (``S16`` blake2b digests of ``role\\0text``),
+Layout: ``<root>/<model key>/<shard>.keys.npy`` (``S16`` blake2b digests of ``role\0text``),
 ``<shard>.vecs.npy`` (float32 rows, memory-mapped on read) and ``<shard>.sum.json`` (size and
 sha256 of both, written last). A shard is written whole to temporary names and renamed, so an
 interrupted run leaves only complete shards: Ctrl-C keeps everything encoded up to the last flush,
 and a failed write (a full disk) removes its temporary files.
 
+Two ways in: :class:`EmbeddingCache` looks texts up one by one through an in-memory
+:class:`KeyIndex` (queries, LAReQA sets: each append costs ``O(m log n)``, not a re-sort of all
+``n`` keys held); :class:`ChunkCache` (``<model key>/chunks/``) stores whole corpus chunks named by
+their content, for corpora of tens of millions of passages streamed once: nothing grows in memory.
+
 Nothing read back is trusted: a shard's keys are verified against its checksum file when the index
 loads, its vectors the first time they are fetched. A shard that is missing its checksum, truncated
 or altered is reported (``on_damage``, one line naming the file), moved aside to ``*.damaged`` and
-dropped from the index, and the texts it held are encoded again: the numbers are those of a clean run.
+dropped, and the texts it held are encoded again: the numbers are those of a clean run.
 """
 
 from __future__ import annotations
@@ -42,27 +47,88 @@ def _shard_files(stem: Path) -> tuple[Path, Path, Path]:
             stem.with_name(stem.name + ".sum.json"))
 
 
+def write_shard(stem: Path, keys: np.ndarray, vecs: np.ndarray) -> None:
+    """Vectors, keys, then the checksum file that makes the shard valid; nothing left on failure."""
+    keys_path, vecs_path, sum_path = _shard_files(stem)
+    try:
+        atomic_write(vecs_path, lambda fh: np.save(fh, np.ascontiguousarray(vecs, dtype=np.float32)))
+        atomic_write(keys_path, lambda fh: np.save(fh, np.asarray(keys, dtype="S16")))
+        write_json_atomic(sum_path, manifest_for([keys_path, vecs_path], SHARD_FORMAT, rows=len(keys),
+                                                 dim=int(vecs.shape[1])))
+    except BaseException:
+        for path in (keys_path, vecs_path):
+            path.unlink(missing_ok=True)
+        raise
+
+
+def read_shard_part(stem: Path, part: str, *, mmap: bool = False) -> np.ndarray:
+    """One verified part of a shard (``"keys"`` or ``"vecs"``); raises :class:`Damaged` otherwise."""
+    keys_path, vecs_path, sum_path = _shard_files(stem)
+    path = keys_path if part == "keys" else vecs_path
+    manifest = read_manifest(sum_path, SHARD_FORMAT)
+    verify(stem.parent, {"files": {path.name: manifest["files"].get(path.name, {})}})
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise Damaged(path, f"unreadable ({exc})") from None
+    want = np.dtype("S16") if part == "keys" else np.dtype(np.float32)
+    if array.dtype != want or array.ndim != (1 if part == "keys" else 2) or len(array) != manifest.get("rows"):
+        raise Damaged(path, f"{part} do not match the shard's row count and type")
+    return array
+
+
+def move_aside(stem: Path, exc: Damaged, on_damage: Callable[[str], None] | None) -> None:
+    """Report a damaged shard and move its files aside (kept for inspection, never read again)."""
+    for path in _shard_files(stem):
+        if path.exists():
+            path.replace(path.with_name(path.name + ".damaged"))
+    if on_damage:
+        on_damage(f"embedding cache: {exc.path}: {exc.reason}; its texts are encoded again "
+                  f"(files moved aside as *.damaged)")
+
+
+class KeyIndex:
+    """Text key → ``(shard, row)``, held as a few sorted runs merged like a binary counter (an
+    in-memory LSM tree). Appending ``m`` keys costs ``O(m log n)`` amortised, never a re-sort of
+    everything held; a lookup binary-searches each run, and there are at most
+    ``log2(n / m) + 1`` of them."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted S16 keys, int64 (shard, row))
+
+    def __len__(self) -> int:
+        return sum(len(k) for k, _ in self.runs)
+
+    def add(self, keys: np.ndarray, where: np.ndarray) -> None:
+        order = np.argsort(keys, kind="stable")
+        self.runs.append((keys[order], where[order]))
+        while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
+            (k1, w1), (k2, w2) = self.runs[-2], self.runs[-1]
+            k = np.concatenate([k1, k2])
+            order = np.argsort(k, kind="stable")  # two sorted runs: the stable sort merges them
+            self.runs[-2:] = [(k[order], np.concatenate([w1, w2])[order])]
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """``(shard, row)`` for each key, ``(-1, -1)`` when absent."""
+        out = np.full((len(keys), 2), -1, dtype=np.int64)
+        for run_keys, run_where in self.runs:
+            pos = np.minimum(np.searchsorted(run_keys, keys), len(run_keys) - 1)
+            hit = (out[:, 0] < 0) & (run_keys[pos] == keys)
+            out[hit] = run_where[pos[hit]]
+        return out
+
+
 class EmbeddingCache:
     """Vectors of one model, looked up by text key; append-only, checksummed shards."""
 
     def __init__(self, root: Path, model_key: str, *, on_damage: Callable[[str], None] | None = None) -> None:
         self.dir = Path(root) / model_key
         self.on_damage = on_damage
-        self._keys = np.zeros(0, dtype="S16")
-        self._where = np.zeros((0, 2), dtype=np.int64)  # (shard, row) for each sorted key
+        self._index = KeyIndex()
         self._shards: list[Path] = []  # stems
         self._vecs: list[np.ndarray | None] = []
         self._dead: set[int] = set()
         self._load_index()
-
-    def _damaged(self, stem: Path, exc: Damaged) -> None:
-        """Report a damaged shard and move its files aside (kept for inspection, never read again)."""
-        for path in _shard_files(stem):
-            if path.exists():
-                path.replace(path.with_name(path.name + ".damaged"))
-        if self.on_damage:
-            self.on_damage(f"embedding cache: {exc.path}: {exc.reason}; its texts are encoded again "
-                           f"(files moved aside as *.damaged)")
 
     def _load_index(self) -> None:
         if not self.dir.is_dir():
@@ -72,77 +138,42 @@ class EmbeddingCache:
             with contextlib.suppress(OSError):
                 if tmp.stat().st_mtime < stale:
                     tmp.unlink()
-        keys, where = [], []
         for keys_file in sorted(self.dir.glob("*.keys.npy")):
             stem = keys_file.with_name(keys_file.name.removesuffix(".keys.npy"))
-            keys_path, vecs_path, sum_path = _shard_files(stem)
             try:
-                manifest = read_manifest(sum_path, SHARD_FORMAT)
-                verify(self.dir, {"files": {keys_path.name: manifest["files"].get(keys_path.name, {})}})
-                k = np.load(keys_path, allow_pickle=False)
-                if k.dtype != np.dtype("S16") or k.ndim != 1 or len(k) != manifest.get("rows"):
-                    raise Damaged(keys_path, "keys do not match the shard's row count")
+                self._add_shard(stem, read_shard_part(stem, "keys"))
             except Damaged as exc:
-                self._damaged(stem, exc)
-                continue
-            except (OSError, ValueError) as exc:
-                self._damaged(stem, Damaged(keys_path, f"unreadable ({exc})"))
-                continue
-            shard = len(self._shards)
-            self._shards.append(stem)
-            self._vecs.append(None)
-            keys.append(k)
-            where.append(np.stack([np.full(len(k), shard), np.arange(len(k))], axis=1))
-        if keys:
-            all_keys = np.concatenate(keys)
-            order = np.argsort(all_keys, kind="stable")
-            self._keys = all_keys[order]
-            self._where = np.concatenate(where)[order]
+                move_aside(stem, exc, self.on_damage)
+
+    def _add_shard(self, stem: Path, keys: np.ndarray) -> None:
+        shard = len(self._shards)
+        self._shards.append(stem)
+        self._vecs.append(None)
+        self._index.add(keys, np.stack([np.full(len(keys), shard), np.arange(len(keys))], axis=1))
 
     def __len__(self) -> int:
-        return len(self._keys)
-
-    def lookup(self, keys: np.ndarray) -> np.ndarray:
-        """Index into the sorted key table for each key, or -1 when absent."""
-        if not len(self._keys):
-            return np.full(len(keys), -1, dtype=np.int64)
-        pos = np.searchsorted(self._keys, keys)
-        pos_c = np.minimum(pos, len(self._keys) - 1)
-        found = self._keys[pos_c] == keys
-        if self._dead:
-            found &= ~np.isin(self._where[pos_c, 0], list(self._dead))
-        return np.where(found, pos_c, -1)
+        return len(self._index)
 
     def _open(self, shard: int) -> np.ndarray | None:
         """The shard's vectors, verified against its checksum on first use (None if damaged)."""
         if shard in self._dead:
             return None
         if self._vecs[shard] is None:
-            stem = self._shards[shard]
-            keys_path, vecs_path, sum_path = _shard_files(stem)
             try:
-                manifest = read_manifest(sum_path, SHARD_FORMAT)
-                verify(self.dir, {"files": {vecs_path.name: manifest["files"].get(vecs_path.name, {})}})
-                vecs = np.load(vecs_path, mmap_mode="r", allow_pickle=False)
-                if vecs.dtype != np.float32 or vecs.ndim != 2 or len(vecs) != manifest.get("rows"):
-                    raise Damaged(vecs_path, "vectors do not match the shard's row count")
-            except (Damaged, OSError, ValueError) as exc:
+                self._vecs[shard] = read_shard_part(self._shards[shard], "vecs", mmap=True)
+            except Damaged as exc:
                 self._dead.add(shard)
-                self._damaged(stem, exc if isinstance(exc, Damaged) else Damaged(vecs_path, f"unreadable ({exc})"))
+                move_aside(self._shards[shard], exc, self.on_damage)
                 return None
-            self._vecs[shard] = vecs
         return self._vecs[shard]
 
     def get(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``(hit, vectors)``: which keys are cached (in verified shards) and their vectors, in order."""
-        slots = self.lookup(keys)
-        if not (slots >= 0).any():
-            return slots >= 0, None
-        where = self._where[np.maximum(slots, 0)]
-        for shard in np.unique(where[slots >= 0, 0]):
+        where = self._index.lookup(keys)
+        hit = where[:, 0] >= 0
+        for shard in np.unique(where[hit, 0]):
             if self._open(int(shard)) is None:
-                slots[(slots >= 0) & (where[:, 0] == shard)] = -1
-        hit = slots >= 0
+                hit &= where[:, 0] != shard
         if not hit.any():
             return hit, None
         out = None
@@ -160,21 +191,42 @@ class EmbeddingCache:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         stem = self.dir / uuid.uuid4().hex
-        keys_path, vecs_path, sum_path = _shard_files(stem)
+        write_shard(stem, keys, vecs)
+        self._add_shard(stem, np.asarray(keys, dtype="S16"))
+
+    def chunks(self) -> ChunkCache:
+        """The same model's cache of whole corpus chunks (see :class:`ChunkCache`)."""
+        return ChunkCache(self.dir / "chunks", on_damage=self.on_damage)
+
+
+class ChunkCache:
+    """Vectors of whole corpus chunks, named by their content, for corpora streamed in file order
+    (MIRACL: tens of millions of passages, each encoded once).
+
+    A chunk's shard is named by the digest of its texts' keys, so a re-run over the same files
+    finds every chunk an earlier run finished (Ctrl-C keeps them), with one file lookup per chunk
+    and nothing held in memory between chunks: no index grows with the corpus.
+    """
+
+    def __init__(self, folder: Path, *, on_damage: Callable[[str], None] | None = None) -> None:
+        self.dir, self.on_damage = Path(folder), on_damage
+
+    def _stem(self, keys: np.ndarray) -> Path:
+        return self.dir / hashlib.blake2b(np.asarray(keys, dtype="S16").tobytes(), digest_size=16).hexdigest()
+
+    def get(self, keys: np.ndarray) -> np.ndarray | None:
+        stem = self._stem(keys)
+        if not _shard_files(stem)[2].exists():
+            return None
         try:
-            atomic_write(vecs_path, lambda fh: np.save(fh, np.ascontiguousarray(vecs, dtype=np.float32)))
-            atomic_write(keys_path, lambda fh: np.save(fh, np.asarray(keys, dtype="S16")))
-            write_json_atomic(sum_path, manifest_for([keys_path, vecs_path], SHARD_FORMAT, rows=len(keys),
-                                                     dim=int(vecs.shape[1])))
-        except BaseException:
-            for path in (keys_path, vecs_path):
-                path.unlink(missing_ok=True)
-            raise
-        shard = len(self._shards)
-        self._shards.append(stem)
-        self._vecs.append(None)
-        all_keys = np.concatenate([self._keys, keys])
-        all_where = np.concatenate([self._where, np.stack([np.full(len(keys), shard), np.arange(len(keys))], axis=1)])
-        order = np.argsort(all_keys, kind="stable")
-        self._keys, self._where = all_keys[order], all_where[order]
+            if not np.array_equal(read_shard_part(stem, "keys"), keys):
+                raise Damaged(_shard_files(stem)[0], "keys differ from the chunk's name")
+            return read_shard_part(stem, "vecs")
+        except Damaged as exc:
+            move_aside(stem, exc, self.on_damage)
+            return None
+
+    def put(self, keys: np.ndarray, vecs: np.ndarray) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_shard(self._stem(keys), keys, vecs)
 
