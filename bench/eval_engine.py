@@ -3,6 +3,7 @@
 Prints four measurements, each taken in this one run:
 
 (a) total evaluation time ÷ time to encode the unique texts once        (target ≤ 1.15)
+    (each measured twice, alternating, best of two)
 (b) speed-up over a per-pair evaluator that re-encodes the corpus for every
     (query language, corpus language) pair, as MTEB does, with identical mAP  (target ≥ 10×)
 (c) peak RSS of scoring a 1,000,000-candidate synthetic pool, relative to the
@@ -182,6 +183,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 languages and a 200k pool (a smoke run)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--parts", default="abcd", help="which measurements to take (b needs a), e.g. --parts ad")
     args = parser.parse_args()
 
     import torch
@@ -191,40 +193,49 @@ def main() -> None:
 
     langs = ["en", "de", "zh"] if args.quick else None
     ds = XquadR().load(languages=langs)
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        encoder = build_encoder(workdir)
-        encoder.encode(["warm-up"], role="query")
-        n_settings = len(ds.languages) ** 2 + len(ds.languages)
-        print(f"XQuAD-R: {len(ds.languages)} languages, {n_settings} settings, {len(ds.query_ids)} queries, "
-              f"{ds.n_candidates} candidates; encoder: tiny BERT (2 layers, hidden 64), 1 CPU thread")
-        t_once = encode_unique_once(encoder, ds)
-        t_total, result = engine_total(encoder, ds, workdir)
-        print(f"(a) encode unique texts once: {t_once:.1f} s; full evaluation (encode + score {n_settings} settings + store): "
-              f"{t_total:.1f} s; ratio {t_total / t_once:.3f}  (target ≤ 1.15)")
-        t_pairs, pair_maps = per_pair_evaluator(encoder, ds)
-        engine_maps = {(c.setting, c.query_lang, c.corpus_lang): c.metrics["map"] for c in result.cells}
-        worst = max(abs(engine_maps[k] - v) for k, v in pair_maps.items())
-        assert set(engine_maps) == set(pair_maps)
-        print(f"(b) per-pair evaluator (re-encodes for every pair): {t_pairs:.1f} s; engine {t_total:.1f} s; "
-              f"speed-up {t_pairs / t_total:.1f}×  (target ≥ 10×); max |Δ mAP| over {len(pair_maps)} cells {worst:.2e}  (must be < 1e-6)")
-    n_c = 200_000 if args.quick else 1_000_000
-    rss = peak_rss(n_c)
-    overhead = rss["peak_mb"] - rss["rss_before_mb"]
-    print(f"(c) scoring a {n_c:,}-candidate pool (1,000 queries × 10 languages, dim 384): embeddings "
-          f"{rss['embeddings_mb']:.0f} MB, RSS with embeddings loaded {rss['rss_before_mb']:.0f} MB, peak "
-          f"{rss['peak_mb']:.0f} MB → scoring adds {overhead:.0f} MB  (target ≤ 512 MB) in {rss['seconds']:.1f} s")
-    cost = scoring_rule_cost(ds)
-    print(f"(d) ranking {len(ds.query_ids):,} queries × {ds.n_candidates:,} candidates (dim 384, every setting): grid rule "
-          f"{cost['grid_s']:.2f} s vs float32 products {cost['float32_s']:.2f} s → ×{cost['grid_s'] / cost['float32_s']:.2f}; "
-          f"{cost['ranks_changed']} of {cost['ranks']:,} ranks differ between the two rules")
+    n_settings = len(ds.languages) ** 2 + len(ds.languages)
+    figures: dict = {"languages": len(ds.languages), "settings": n_settings}
+    if "a" in args.parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            encoder = build_encoder(workdir)
+            encoder.encode(["warm-up"], role="query")
+            print(f"XQuAD-R: {len(ds.languages)} languages, {n_settings} settings, {len(ds.query_ids)} queries, "
+                  f"{ds.n_candidates} candidates; encoder: tiny BERT (2 layers, hidden 64), 1 CPU thread")
+            # alternated twice, best of each: one noisy phase on a shared machine should not decide (a)
+            t_once = encode_unique_once(encoder, ds)
+            t_total, result = engine_total(encoder, ds, workdir)
+            t_once = min(t_once, encode_unique_once(encoder, ds))
+            t_total = min(t_total, engine_total(encoder, ds, workdir)[0])
+            figures.update(encode_once_s=t_once, engine_total_s=t_total, ratio_a=t_total / t_once)
+            print(f"(a) encode unique texts once: {t_once:.1f} s; full evaluation (encode + score {n_settings} settings + "
+                  f"store): {t_total:.1f} s; ratio {t_total / t_once:.3f}  (target ≤ 1.15; best of two each)")
+            if "b" in args.parts:
+                t_pairs, pair_maps = per_pair_evaluator(encoder, ds)
+                engine_maps = {(c.setting, c.query_lang, c.corpus_lang): c.metrics["map"] for c in result.cells}
+                worst = max(abs(engine_maps[k] - v) for k, v in pair_maps.items())
+                assert set(engine_maps) == set(pair_maps)
+                figures.update(per_pair_s=t_pairs, speedup_b=t_pairs / t_total, max_abs_delta_map=worst)
+                print(f"(b) per-pair evaluator (re-encodes for every pair): {t_pairs:.1f} s; engine {t_total:.1f} s; "
+                      f"speed-up {t_pairs / t_total:.1f}×  (target ≥ 10×); max |Δ mAP| over {len(pair_maps)} cells "
+                      f"{worst:.2e}  (must be < 1e-6)")
+    if "c" in args.parts:
+        n_c = 200_000 if args.quick else 1_000_000
+        rss = peak_rss(n_c)
+        overhead = rss["peak_mb"] - rss["rss_before_mb"]
+        figures.update(rss=rss, rss_overhead_mb=overhead, pool=n_c)
+        print(f"(c) scoring a {n_c:,}-candidate pool (1,000 queries × 10 languages, dim 384): embeddings "
+              f"{rss['embeddings_mb']:.0f} MB, RSS with embeddings loaded {rss['rss_before_mb']:.0f} MB, peak "
+              f"{rss['peak_mb']:.0f} MB → scoring adds {overhead:.0f} MB  (target ≤ 512 MB) in {rss['seconds']:.1f} s")
+    if "d" in args.parts:
+        cost = scoring_rule_cost(ds)
+        figures["scoring_rule"] = cost
+        print(f"(d) ranking {len(ds.query_ids):,} queries × {ds.n_candidates:,} candidates (dim 384, every setting): "
+              f"grid rule {cost['grid_s']:.2f} s vs float32 products {cost['float32_s']:.2f} s → "
+              f"×{cost['grid_s'] / cost['float32_s']:.2f}; {cost['ranks_changed']} of {cost['ranks']:,} ranks differ "
+              "between the two rules")
     if args.json:
-        args.json.write_text(json.dumps({
-            "scoring_rule": cost,
-            "languages": len(ds.languages), "settings": n_settings, "encode_once_s": t_once, "engine_total_s": t_total,
-            "ratio_a": t_total / t_once, "per_pair_s": t_pairs, "speedup_b": t_pairs / t_total, "max_abs_delta_map": worst,
-            "rss": rss, "rss_overhead_mb": overhead, "pool": n_c,
-        }, indent=2))
+        args.json.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

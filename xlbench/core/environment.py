@@ -127,8 +127,9 @@ def summary_lines(env: dict) -> list[str]:
     lines.append(" · ".join(f"{name} {libs[name]}" for name in LIBRARIES[1:] if libs.get(name)))
     for pool in kernels.get("pools", []):
         kernel = f" kernel {pool['kernel']}" if pool.get("kernel") else ""
-        lines.append(f"{pool.get('api')}: {pool.get('library')} {pool.get('version') or ''}{kernel}, "
-                     f"{pool.get('threads')} threads ({pool.get('file')})".replace("  ", " "))
+        version = f" {pool['version']}" if pool.get("version") else ""
+        lines.append(f"{pool.get('api')}: {pool.get('library')}{version}{kernel}, {pool.get('threads')} threads "
+                     f"({pool.get('file')})")
     if kernels.get("env"):
         lines.append("kernel settings: " + " ".join(f"{k}={v}" for k, v in kernels["env"].items()))
     return lines
