@@ -20,16 +20,20 @@ from collections.abc import Callable
 
 import numpy as np
 
-from xlbench.core.scoring import GridVectors, exact_scores
+from xlbench.core.scoring import GridVectors, exact_gathered
 
 DEFAULT_BUDGET_BYTES = 256 * 2**20
 
 
-def _row_chunk(n_candidates: int, budget_bytes: int) -> int:
+# Candidates put on the grid at a time when the pool is too large to keep a rounded copy.
+CANDIDATE_BLOCK = 16384
+
+
+def _row_chunk(n_columns: int, budget_bytes: int) -> int:
     # Per query row: the float64 scores, their float32 copy and two boolean comparison rows. At most
     # 256 rows: the rows compared against every language's threshold stay in cache (measured faster
     # than 1024 on XQuAD-R).
-    per_row = max(1, n_candidates) * 14
+    per_row = max(1, n_columns) * 14
     return int(max(1, min(256, budget_bytes // per_row)))
 
 
@@ -47,50 +51,64 @@ def rank_relevant(
     ``relevant[q, l]`` is the global candidate index of query ``q``'s relevant item in language
     block ``l`` (-1 if none). ``on_chunk(done, total)`` is called after each row chunk; it may
     raise to stop early.
+
+    The relevant items' scores are computed first; they are the thresholds every candidate is
+    counted against, block of candidates by block of queries (the counts add up across blocks).
+    Scores are exact, so a threshold equals its entry in any score block bit for bit. The counting
+    runs on float32 copies (half the memory traffic): rounding is monotone, so a float32 comparison
+    is exact except between equal float32 values, and those rare rows are settled on the exact
+    scores. A pool small enough keeps a grid-rounded copy and is one block; a larger one is put on
+    the grid ``CANDIDATE_BLOCK`` rows at a time, once each.
     """
+    import torch
+
     n_q, n_l = relevant.shape
     n_c = cand_emb.shape[0]
     cand = GridVectors(cand_emb)
     queries = GridVectors(query_emb, bits=cand.bits)
-    block_rank = np.zeros((n_q, n_l), dtype=np.int64)
-    pool_rank = np.zeros((n_q, n_l), dtype=np.int64)
-    step = _row_chunk(n_c, budget_bytes)
     has = relevant >= 0
-    for a in range(0, n_q, step):
-        b = min(n_q, a + step)
-        s = exact_scores(queries, cand, a, b)
-        rel = relevant[a:b]
-        ok = has[a:b]
-        rows = np.arange(b - a)[:, None]
-        t = np.where(ok, s[rows, np.where(ok, rel, 0)], np.inf)
-        # One threshold per row and language: count what beats it in the whole pool and, from the
-        # same comparison, inside its language block (cheaper than sorting every row for a LAReQA
-        # set's few languages). The counting runs on float32 copies, half the memory traffic;
-        # rounding is monotone, so a float32 comparison is exact except between equal float32
-        # values, and rows where another candidate shares the threshold's float32 value (rare) are
-        # settled on the exact scores.
-        s32, t32 = s.astype(np.float32), t.astype(np.float32)
-        for lang in range(n_l):
-            lo, hi = int(lang_offsets[lang]), int(lang_offsets[lang + 1])
-            tl = t32[:, lang : lang + 1]
-            above, level = s32 > tl, s32 == tl
-            okl = ok[:, lang]
-            block_rank[a:b, lang] = np.where(okl, np.count_nonzero(above[:, lo:hi], axis=1) + 1, 0)
-            pool_rank[a:b, lang] = np.where(okl, np.count_nonzero(above, axis=1) + 1, 0)
-            for r in np.nonzero(okl & (np.count_nonzero(level, axis=1) > 1))[0]:
-                _settle_exactly(s[r], t[r, lang], np.nonzero(level[r])[0], int(rel[r, lang]), lo, hi,
-                                block_rank[a + r], pool_rank[a + r], lang)
-        if on_chunk is not None:
-            on_chunk(b, n_q)
+    t = np.where(has, exact_gathered(queries, cand, np.where(has, relevant, 0)), np.inf)
+    t32 = t.astype(np.float32)
+    block_rank = has.astype(np.int64)  # 1 + what beats the item, added below
+    pool_rank = has.astype(np.int64)
+    width = n_c if cand.rounded is not None else min(n_c, CANDIDATE_BLOCK)
+    step = _row_chunk(width, budget_bytes)
+    n_blocks = max(1, -(-n_c // width))
+    for k, c_lo in enumerate(range(0, n_c, width)):
+        c_hi = min(n_c, c_lo + width)
+        block = torch.from_numpy(cand.block(c_lo, c_hi)).T
+        for a in range(0, n_q, step):
+            b = min(n_q, a + step)
+            s = torch.from_numpy(queries.block(a, b)).mm(block).numpy()
+            _count_block(s, t[a:b], t32[a:b], has[a:b], relevant[a:b], lang_offsets, c_lo,
+                         block_rank[a:b], pool_rank[a:b])
+            if on_chunk is not None:
+                on_chunk((k * n_q + b) // n_blocks, n_q)
     return block_rank, pool_rank
 
 
-def _settle_exactly(scores: np.ndarray, t: float, same32: np.ndarray, d: int, lo: int, hi: int,
-                    block_row: np.ndarray, pool_row: np.ndarray, lang: int) -> None:
-    """Candidates whose float32 score equals the threshold's: count, on the exact scores, those
-    above it, and (ties go to the candidate that comes first) those equal to it before ``d``."""
-    exact = scores[same32]
-    beats = (exact > t) | ((exact == t) & (same32 < d))
-    in_block = (same32 >= lo) & (same32 < hi)
-    pool_row[lang] += int(np.count_nonzero(beats))
-    block_row[lang] += int(np.count_nonzero(beats & in_block))
+def _count_block(s: np.ndarray, t: np.ndarray, t32: np.ndarray, ok: np.ndarray, rel: np.ndarray,
+                 lang_offsets: np.ndarray, c_lo: int, block_rank: np.ndarray, pool_rank: np.ndarray) -> None:
+    """Add, for each row and language, the candidates of columns ``c_lo:`` that rank before the
+    relevant item: a higher score, or an equal one earlier in candidate order."""
+    c_hi = c_lo + s.shape[1]
+    s32 = s.astype(np.float32)
+    mine = (rel >= c_lo) & (rel < c_hi)  # the relevant item is in this block: it equals its own threshold
+    for lang in range(t.shape[1]):
+        okl = ok[:, lang]
+        if not okl.any():
+            continue
+        lo, hi = int(lang_offsets[lang]), int(lang_offsets[lang + 1])
+        tl = t32[:, lang : lang + 1]
+        above, level = s32 > tl, s32 == tl
+        pool_rank[:, lang] += np.where(okl, np.count_nonzero(above, axis=1), 0)
+        b_lo, b_hi = max(lo, c_lo) - c_lo, min(hi, c_hi) - c_lo
+        if b_hi > b_lo:
+            block_rank[:, lang] += np.where(okl, np.count_nonzero(above[:, b_lo:b_hi], axis=1), 0)
+        others = np.count_nonzero(level, axis=1) - mine[:, lang]
+        for r in np.nonzero(okl & (others > 0))[0]:
+            same = np.nonzero(level[r])[0]
+            exact, j = s[r, same], same + c_lo
+            beats = (exact > t[r, lang]) | ((exact == t[r, lang]) & (j < rel[r, lang]))
+            pool_rank[r, lang] += int(np.count_nonzero(beats))
+            block_rank[r, lang] += int(np.count_nonzero(beats & (j >= lo) & (j < hi)))

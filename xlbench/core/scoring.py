@@ -44,7 +44,12 @@ def grid_exponents(vecs: np.ndarray) -> np.ndarray:
     vecs = np.asarray(vecs)
     if not vecs.size:
         return np.zeros(len(vecs), dtype=np.int64)
-    return np.frexp(np.abs(vecs).max(axis=1).astype(np.float64))[1].astype(np.int64)
+    # max |v| as the larger of max and -min, a block of rows at a time: no full-size temporary
+    peak = np.empty(len(vecs), dtype=np.float64)
+    for lo in range(0, len(vecs), 65536):
+        rows = vecs[lo : lo + 65536]
+        peak[lo : lo + 65536] = np.maximum(rows.max(axis=1), -rows.min(axis=1))
+    return np.frexp(peak)[1].astype(np.int64)
 
 
 def on_grid(vecs: np.ndarray, exps: np.ndarray, bits: int) -> np.ndarray:
