@@ -38,8 +38,7 @@ class StoreReporter(Reporter):
 
     def _check(self) -> None:
         if self.evicted.is_set():
-            raise Evicted(f"run {self.run_id} no longer belongs to this worker (marked lost or resumed elsewhere); "
-                          "it stops without writing")
+            raise self.store.eviction(self.run_id)
         if self.cancel.is_set():
             raise Cancelled(f"run {self.run_id} cancelled on request")
 
@@ -150,7 +149,7 @@ def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Repor
         raise  # the run row names another worker: nothing more is written by this one
     except (KeyboardInterrupt, Cancelled) as exc:
         if beat.evicted.is_set():
-            raise Evicted(f"run {run_id} no longer belongs to this worker; it stops without writing") from None
+            raise store.eviction(run_id) from None
         message = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
         _finish(store, run_id, "cancelled", message)
         raise Cancelled(f"run {run_id} cancelled: {message}; everything written so far is kept") from None

@@ -71,7 +71,7 @@ def rank_relevant(
     t32 = t.astype(np.float32)
     block_rank = has.astype(np.int64)  # 1 + what beats the item, added below
     pool_rank = has.astype(np.int64)
-    width = n_c if cand.rounded is not None else min(n_c, CANDIDATE_BLOCK)
+    width = n_c if cand.keeps_rounded else min(n_c, CANDIDATE_BLOCK)
     step = _row_chunk(width, budget_bytes)
     n_blocks = max(1, -(-n_c // width))
     for k, c_lo in enumerate(range(0, n_c, width)):

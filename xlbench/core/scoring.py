@@ -71,16 +71,18 @@ class GridVectors:
         self.vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         self.bits = grid_bits(self.vecs.shape[1]) if bits is None else bits
         self.exps = grid_exponents(self.vecs)
-        self.rounded: np.ndarray | None = None
-        if self.vecs.nbytes <= ROUNDED_COPY_BYTES and self.bits <= 23:
-            self.rounded = on_grid(self.vecs, self.exps, self.bits).astype(np.float32)
+        # small enough to keep a rounded copy (made on first use), so each row is rounded once
+        self.keeps_rounded = self.vecs.nbytes <= ROUNDED_COPY_BYTES and self.bits <= 23
+        self._rounded: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.vecs)
 
     def block(self, lo: int, hi: int) -> np.ndarray:
-        if self.rounded is not None:
-            return self.rounded[lo:hi].astype(np.float64)
+        if self.keeps_rounded:
+            if self._rounded is None:
+                self._rounded = on_grid(self.vecs, self.exps, self.bits).astype(np.float32)
+            return self._rounded[lo:hi].astype(np.float64)
         return on_grid(self.vecs[lo:hi], self.exps[lo:hi], self.bits)
 
 

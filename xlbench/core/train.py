@@ -339,13 +339,13 @@ class Trainer:
             raise TrainingError(f"training diverged at step {self.state.step}: the validation loss is not finite")
         return float(np.mean(losses)) if losses else None
 
-    def train(self, resume_from: Path | None = None) -> TrainState:
+    def train(self, resume_from: Path | None = None, *, verified: bool = False) -> TrainState:
         """Train to ``max_steps`` (or an early stop). A cancel request, Ctrl-C or SIGTERM stops at
         the next step boundary, saves a checkpoint and raises :class:`Cancelled`; a second Ctrl-C
         interrupts at once."""
         torch = self.torch
         if resume_from is not None:
-            self.load_checkpoint(resume_from)
+            self.load_checkpoint(resume_from, verified=verified)
         else:
             torch.manual_seed(self.s.seed)
         batches = iter(self.sampler)
@@ -439,14 +439,16 @@ class Trainer:
             self.on_checkpoint(step, path)
         return path
 
-    def load_checkpoint(self, path: Path) -> None:
-        """Resume from a checkpoint folder, verified first (:func:`verify_checkpoint`); nothing
-        executable is loaded: weights are safetensors, the optimizer state is read with torch's
-        weights-only unpickler (tensors and plain containers only), the rest is JSON."""
+    def load_checkpoint(self, path: Path, *, verified: bool = False) -> None:
+        """Resume from a checkpoint folder, verified first (:func:`verify_checkpoint`) unless the
+        caller just did; nothing executable is loaded: weights are safetensors, the optimizer state
+        is read with torch's weights-only unpickler (tensors and plain containers only), the rest is
+        JSON."""
         from safetensors.torch import load_file
 
         torch = self.torch
-        verify_checkpoint(path)
+        if not verified:
+            verify_checkpoint(path)
         self.module.load_state_dict(load_file(str(path / "model.safetensors"), device=str(self.device)))
         opt = torch.load(path / "optimizer.pt", map_location=self.device, weights_only=True)
         self.optimizer.load_state_dict(opt["optimizer"])

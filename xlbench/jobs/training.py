@@ -240,7 +240,7 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
         if resume:
             reporter.event("no checkpoint to resume from: training starts again from step 0")
     try:
-        state = trainer.train(resume_from=checkpoint)
+        state = trainer.train(resume_from=checkpoint, verified=True)
     except BaseException:
         if points:  # keep the steps logged before the failure (a resume forgets those after its checkpoint)
             with contextlib.suppress(Exception):
@@ -283,7 +283,8 @@ def intact_checkpoint(directory: Path, recorded_step: int | None, reporter: Repo
         return None, 0
     folders = sorted((directory / "checkpoints").glob("step-*"), reverse=True)
     for folder in folders:
-        if not folder.name.removeprefix("step-").isdigit() or int(folder.name[5:]) > recorded_step:
+        step = folder.name.removeprefix("step-")
+        if not step.isdigit() or int(step) > recorded_step:
             continue
         try:
             return folder, verify_checkpoint(folder)

@@ -75,7 +75,7 @@ class Store:
     def _writing(self, run_id: int):
         """A session for writing about ``run_id``, fenced if this process claimed that run."""
         if run_id in self._evicted:
-            raise self._eviction(run_id)
+            raise self.eviction(run_id)
         with session(self.engine) as s:
             if run_id in self._leases:
                 self._fence(s, run_id)
@@ -91,9 +91,10 @@ class Store:
             s.rollback()
             self._leases.discard(run_id)
             self._evicted.add(run_id)
-            raise self._eviction(run_id)
+            raise self.eviction(run_id)
 
-    def _eviction(self, run_id: int) -> Evicted:
+    def eviction(self, run_id: int) -> Evicted:
+        """The error a worker stops with once its run belongs to another worker."""
         pid, host = self.owner
         return Evicted(f"run {run_id} no longer belongs to this worker (pid {pid} on {host}): it was marked lost "
                        "or resumed elsewhere; this worker stops without writing")
