@@ -29,15 +29,13 @@ class StoreReporter(Reporter):
     ``advance`` is the safe point: if a cancel was requested it raises :class:`Cancelled`.
     """
 
-    def __init__(self, store: Store, run_id: int, cancel: threading.Event, interval: float = 0.5,
-                 evicted: threading.Event | None = None) -> None:
+    def __init__(self, store: Store, run_id: int, cancel: threading.Event, interval: float = 0.5) -> None:
         self.store, self.run_id, self.cancel, self.interval = store, run_id, cancel, interval
-        self.evicted = evicted or threading.Event()
         self._phase = ""
         self._last = 0.0
 
     def _check(self) -> None:
-        if self.evicted.is_set():
+        if self.store.evicted(self.run_id):
             raise self.store.eviction(self.run_id)
         if self.cancel.is_set():
             raise Cancelled(f"run {self.run_id} cancelled on request")
@@ -67,7 +65,7 @@ class StoreReporter(Reporter):
         self.store.add_event(self.run_id, message, level, data.get("data"))
 
     def cancelled(self) -> bool:
-        if self.evicted.is_set():
+        if self.store.evicted(self.run_id):
             self._check()  # raises: an evicted worker must not save a checkpoint on its way out
         return self.cancel.is_set()
 
@@ -78,7 +76,6 @@ class Heartbeat(threading.Thread):
     def __init__(self, store: Store, run_id: int, cancel: threading.Event) -> None:
         super().__init__(name=f"heartbeat-{run_id}", daemon=True)
         self.store, self.run_id, self.cancel = store, run_id, cancel
-        self.evicted = threading.Event()
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -86,8 +83,7 @@ class Heartbeat(threading.Thread):
             try:
                 if self.store.heartbeat(self.run_id):
                     self.cancel.set()
-            except Evicted:  # the row names another worker now: stop beating, stop the job
-                self.evicted.set()
+            except Evicted:  # the row names another worker now (the store remembers): stop beating, stop the job
                 self.cancel.set()
                 return
             except Exception:  # a busy database must not kill the worker; the next beat retries
@@ -142,13 +138,13 @@ def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Repor
     cancel = threading.Event()
     beat = Heartbeat(store, run_id, cancel)
     beat.start()
-    db_reporter = StoreReporter(store, run_id, cancel, evicted=beat.evicted)
+    db_reporter = StoreReporter(store, run_id, cancel)
     try:
         job(FanOut(db_reporter, reporter))
     except Evicted:
         raise  # the run row names another worker: nothing more is written by this one
     except (KeyboardInterrupt, Cancelled) as exc:
-        if beat.evicted.is_set():
+        if store.evicted(run_id):
             raise store.eviction(run_id) from None
         message = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
         _finish(store, run_id, "cancelled", message)

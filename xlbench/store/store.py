@@ -93,6 +93,10 @@ class Store:
             self._evicted.add(run_id)
             raise self.eviction(run_id)
 
+    def evicted(self, run_id: int) -> bool:
+        """Whether a write of this process found ``run_id`` taken over (heartbeat thread included)."""
+        return run_id in self._evicted
+
     def eviction(self, run_id: int) -> Evicted:
         """The error a worker stops with once its run belongs to another worker."""
         pid, host = self.owner
