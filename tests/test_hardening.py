@@ -139,14 +139,14 @@ def test_import_rejects_a_payload_that_is_not_what_it_claims(store, tmp_path):
     import base64
 
     from xlbench.errors import DataError
-    from xlbench.store.transfer import validate_document
+    from xlbench.store.transfer import parse_document
 
     run = store.create_run(kind="eval", name="x", config={})
     doc = _exported(store, run.id, tmp_path)
     doc["query_results"] = [{"dataset": "xquad-r", "format": "lareqa-ranks-v1",
                              "payload": base64.b64encode(pickle.dumps({"a": 1})).decode()}]
     with pytest.raises(DataError, match=r"query_results\[0\].payload: not a readable lareqa-ranks-v1 payload"):
-        validate_document(doc, "doc.json")
+        parse_document(doc, "doc.json")
 
 
 # --- 2. the database password ----------------------------------------------------------------

@@ -126,14 +126,14 @@ def import_cmd(files: Annotated[list[Path], typer.Argument(help="Files written b
 
     Every field is validated first. Imported runs are never executed: no resume or re-evaluation,
     no plugins folder, no checkpoint paths; running or queued runs arrive as lost."""
-    from xlbench.store.transfer import import_run, read_document, validate_document
+    from xlbench.store.transfer import import_parsed, parse_document, read_document
 
-    docs = [(path, doc) for path in files for doc in read_document(path)]
-    for path, doc in docs:  # every document checked before the first is written
-        validate_document(doc, str(path))
+    # every document of every file is checked (and parsed, once) before the first is written
+    parsed = [parse_document(doc, str(path)) for path in files for doc in read_document(path)]
     store = _store()
     console = _console()
-    for path, doc in docs:
-        new_id, kept = import_run(store, doc, where=str(path))
-        note = "" if kept else f" (its id {doc['run'].get('id')} was taken)"
-        console.print(f"imported run {doc['run'].get('name', '')!r} as run {new_id}{note}")
+    for run in parsed:
+        name, original = run.run.name, run.original_id
+        new_id, kept = import_parsed(store, run)
+        note = "" if kept else f" (its id {original} was taken)"
+        console.print(f"imported run {name!r} as run {new_id}{note}")

@@ -2,9 +2,9 @@
 
 The document holds the run row (config, environment with passwords redacted, timings), its model
 and dataset rows, every metric, the per-query payloads (base64), events, training points and
-checkpoint paths. Importing validates every field first (:func:`validate_document`), keeps the
+checkpoint paths. Importing validates every field first (:func:`parse_document`), keeps the
 run's id when it is free in the target database (else assigns a new one and says so), and takes
-the run as a *record*: see :func:`import_run` for what is trusted and what is dropped.
+the run as a *record*: see :func:`import_parsed` for what is trusted and what is dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import base64
 import json
 import math
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlmodel import select
@@ -207,12 +208,16 @@ def _rows(d: _Doc, key: str, items: list[dict]) -> list:
     return out
 
 
-def _model_row(d: _Doc, s, data: dict) -> int:
+def _model_fields(d: _Doc, data) -> dict:
+    data = d.obj(data, "model")
+    return {"name": d.text(data, "name", "model"), "source": d.text(data, "source", "model"),
+            "encoder": d.text(data, "encoder", "model"), "label": d.text(data, "label", "model"),
+            "info": d.json_object(data, "info_json", "model")}
+
+
+def _model_row(s, fields: dict) -> int:
     """The model row for an imported run: reused only if the same name means the same model here."""
-    name = d.text(data, "name", "model")
-    source = d.text(data, "source", "model")
-    info = d.json_object(data, "info_json", "model")
-    fields = {"encoder": d.text(data, "encoder", "model"), "label": d.text(data, "label", "model")}
+    name, source = fields["name"], fields["source"]
     existing = s.exec(select(Model).where(Model.name == name)).first()
     if existing is not None and existing.source == source and existing.encoder == fields["encoder"]:
         return existing.id
@@ -221,32 +226,47 @@ def _model_row(d: _Doc, s, data: dict) -> int:
         n += 1
         candidate = f"{name} (imported {n})"
     # the source was a folder or hub id on the exporting machine: kept as information, never loaded
-    model = Model(name=candidate, source="", info_json=json.dumps({**info, "imported_source": source}), **fields)
+    model = Model(name=candidate, source="", encoder=fields["encoder"], label=fields["label"],
+                  info_json=json.dumps({**fields["info"], "imported_source": source}))
     s.add(model)
     s.flush()
     return model.id
 
 
-def validate_document(doc, where: str) -> None:
-    """Check a whole document before anything is written (every field, every payload)."""
+@dataclass
+class ParsedRun:
+    """One exported run, every field validated and turned into rows (nothing written yet)."""
+
+    run: Run
+    original_id: int | None
+    rows: list  # metrics, query results, events, loss points (their run_id is set on import)
+    datasets: list[Dataset]
+    model: dict | None
+
+
+def parse_document(doc, where: str) -> ParsedRun:
+    """Check a whole document (every field, every payload) and build its rows, before anything is
+    written; a problem is one :class:`DataError` naming the file and the JSON path."""
+    from pathlib import Path
+
     d = _Doc(where)
     doc = d.obj(doc, "(document)")
     if doc.get("format") != FORMAT:
         d.fail("format", f"expected {FORMAT!r}, found {doc.get('format')!r}")
-    _run_row(d, d.obj(doc.get("run"), "run"), "")
-    for key in ("metrics", "query_results", "events", "train_points"):
-        _rows(d, key, d.items(doc, key, "(document)"))
-    for i, ds in enumerate(d.items(doc, "datasets", "(document)")):
-        for f in ("name", "version", "kind"):
-            d.text(ds, f, f"datasets[{i}]")
-    if doc.get("model") is not None:
-        for f in ("name", "encoder", "source", "label"):
-            d.text(d.obj(doc["model"], "model"), f, "model")
-        d.json_object(doc["model"], "info_json", "model")
+    run, original = _run_row(d, d.obj(doc.get("run"), "run"), Path(where).name)
+    rows = [obj for key in ("metrics", "query_results", "events", "train_points")
+            for obj in _rows(d, key, d.items(doc, key, "(document)"))]
+    datasets = []
+    for i, data in enumerate(d.items(doc, "datasets", "(document)")):
+        place = f"datasets[{i}]"
+        datasets.append(Dataset(**{f: d.text(data, f, place) for f in ("name", "version", "kind", "source", "languages")},
+                                stats_json=json.dumps(d.json_object(data, "stats_json", place))))
+    model = _model_fields(d, doc["model"]) if doc.get("model") is not None else None
+    return ParsedRun(run, original, rows, datasets, model)
 
 
-def import_run(store, doc: dict, *, where: str = "import") -> tuple[int, bool]:
-    """Insert one exported run as a record; returns ``(new id, kept the original id)``. All or nothing.
+def import_parsed(store, parsed: ParsedRun) -> tuple[int, bool]:
+    """Insert one parsed run as a record; returns ``(new id, kept the original id)``. All or nothing.
 
     What is trusted: names, configs (shown, never executed: an imported run cannot be resumed or
     re-evaluated, and its plugins folder is dropped), metrics, per-query payloads (numpy arrays or
@@ -254,31 +274,28 @@ def import_run(store, doc: dict, *, where: str = "import") -> tuple[int, bool]:
     queued states (imported as ``lost``), checkpoint paths (not imported), model folders (kept as
     information only), sweep and parent links.
     """
-    from pathlib import Path
-
-    validate_document(doc, where)
-    d = _Doc(where)
     with session(store.engine) as s:
-        model_id = _model_row(d, s, doc["model"]) if doc.get("model") else None
-        for i, data in enumerate(doc.get("datasets", [])):
-            ds = Dataset(name=data["name"], version=data["version"], kind=data["kind"],
-                         source=d.text(data, "source", f"datasets[{i}]"), languages=d.text(data, "languages", f"datasets[{i}]"),
-                         stats_json=json.dumps(d.json_object(data, "stats_json", f"datasets[{i}]")))
+        model_id = _model_row(s, parsed.model) if parsed.model else None
+        for ds in parsed.datasets:
             if s.exec(select(Dataset).where(Dataset.name == ds.name, Dataset.version == ds.version)).first() is None:
                 s.add(ds)
-        run, original = _run_row(d, doc["run"], Path(where).name)
+        run = parsed.run
         run.model_id = model_id
-        kept = original is not None and s.get(Run, original) is None
+        kept = parsed.original_id is not None and s.get(Run, parsed.original_id) is None
         if kept:
-            run.id = original
+            run.id = parsed.original_id
         s.add(run)
         s.flush()
-        for key in ("metrics", "query_results", "events", "train_points"):
-            for obj in _rows(d, key, doc.get(key, [])):
-                obj.run_id = run.id
-                s.add(obj)
+        for obj in parsed.rows:
+            obj.run_id = run.id
+            s.add(obj)
         s.commit()
         return run.id, kept
+
+
+def import_run(store, doc: dict, *, where: str = "import") -> tuple[int, bool]:
+    """:func:`parse_document` then :func:`import_parsed`."""
+    return import_parsed(store, parse_document(doc, where))
 
 
 def imported_from(run) -> dict | None:
