@@ -37,6 +37,22 @@ PRESETS: dict[str, dict] = {
         "eval": {"datasets": [{"name": "xquad-r"}], "before": False},
         "threads": 1,
     },
+    # The α study (docs/results.md): one protocol for every arm of `xlbench sweep --grid
+    # sampler.alpha=0,0.25,0.5,0.75,1 --seeds 1,2,3`. Same steps, batch, lr, warm-up and threads for
+    # every α; no model selection (the last step is the final model, so no arm's own sampler picks its
+    # checkpoint) and no held-out items. Sized for 2 CPU cores: about 10 minutes a run. Every run
+    # stores this whole config (the run row; `xlbench export` carries it).
+    "alpha-study": {
+        "name": "alpha-study: e5-small on MLQA-R, zero-shot XQuAD-R, last step",
+        "model": {"max_seq_length": 96},
+        "data": {"kind": "mlqa-r"},
+        "train": {"batch_size": 16, "max_steps": 200, "warmup_steps": 20, "lr": 3e-5, "weight_decay": 0.01,
+                  "freeze_embeddings": True, "val_share": 0.0, "val_every": 0, "patience": 0,
+                  "checkpoint_every": 25, "keep_checkpoints": 1, "seed": 0},
+        "sampler": {"name": "hybrid", "alpha": 0.5},
+        "eval": {"datasets": [{"name": "xquad-r"}], "before": False},
+        "threads": 2,
+    },
     # `xlbench run --headless` with no arguments: ≤ 10 minutes on 2 CPU cores, no network, data
     # inside the package. XQuAD-R's 48 articles are split: the model trains on the questions of
     # articles 0–35 and is tested before and after on the disjoint articles 36–47.

