@@ -132,3 +132,51 @@ def grid_scores(queries: np.ndarray, cands: np.ndarray) -> np.ndarray:
     dots = np.asarray((scipy.sparse.csr_matrix(qi) @ ci.T))
     assert dots.dtype == np.int64 and np.abs(dots).max() < 2**53
     return np.ldexp(dots.astype(np.float64), qe[:, None] + ce[None, :] - 2 * bits)
+
+
+def synthetic_ranks(x: float, seed: int, *, languages=("de", "en", "zh"), questions: int = 40,
+                    strength: float = 1.0):
+    """LAReQA ranks of a made-up system that gets better with ``x`` (times ``strength``): every
+    question has a fixed difficulty, so systems are paired on questions; ``seed`` adds run noise.
+    Integer draws only, so the ranks (and every metric) are the same on every machine."""
+    from xlbench.core.settings import LareqaRanks
+
+    n_lang = len(languages)
+    difficulty = np.random.default_rng(12345).integers(1, 16, size=(questions, n_lang, n_lang))
+    rng = np.random.default_rng([int(round(x * 1000)), seed])
+    noise = rng.integers(-2, 3, size=difficulty.shape)
+    block = np.clip(difficulty - int(round(6 * strength * x)) + noise, 1, questions)  # (q, query lang, corpus lang)
+    query_ids, query_lang, block_rank, pool_rank = [], [], [], []
+    for li in range(n_lang):
+        for q in range(questions):
+            order = rng.permutation(n_lang)
+            query_ids.append(f"q{q}")
+            query_lang.append(li)
+            block_rank.append(block[q, li])
+            pool_rank.append((block[q, li] - 1) * n_lang + 1 + order)  # distinct positions in the pool
+    return LareqaRanks(list(languages), query_ids, np.array(query_lang), np.array(block_rank), np.array(pool_rank),
+                       np.full(n_lang, questions))
+
+
+def store_synthetic_sweep(store, xs=(0, 0.5, 1), seeds=(1, 2, 3), *, strength: float = 1.0, name: str = "alpha"):
+    """A sweep over ``sampler.alpha`` × ``train.seed`` whose runs finished with synthetic XQuAD-R
+    results (:func:`synthetic_ranks`); returns ``(sweep id, run ids)``."""
+    from xlbench.core.evaluate import DatasetResult
+    from xlbench.core.settings import PAYLOAD_FORMAT, lareqa_report
+    from xlbench.store.results import result_rows
+
+    configs = [(f"{name}: sampler.alpha={x}, train.seed={s}", {"sampler": {"name": "hybrid", "alpha": x},
+                                                                "train": {"seed": s, "max_steps": 10}})
+               for s in seeds for x in xs]
+    sweep_id, run_ids = store.create_sweep(name=name, base_config={}, grid={"train.seed": list(seeds), "sampler.alpha": list(xs)},
+                                           run_configs=configs)
+    for run_id, (_, config) in zip(run_ids, configs):
+        store.claim_run(run_id, env={}, git_commit=None)
+        ranks = synthetic_ranks(config["sampler"]["alpha"], config["train"]["seed"], strength=strength)
+        report = lareqa_report(ranks)
+        result = DatasetResult("xquad-r", "synthetic", "tests", report.cells, report.summary, report.bias,
+                               ranks.to_bytes(), PAYLOAD_FORMAT)
+        rows, payload = result_rows(run_id, result)
+        store.save_results(run_id, rows, payload)
+        store.finish_run(run_id, "finished")
+    return sweep_id, run_ids

@@ -52,8 +52,41 @@ def test_sweep_runs_from_queue_survives_killed_queue_and_shows_curve(tmp_path, t
 
     show = xlbench("sweep", "show", "1")
     assert show.returncode == 0, show.stderr
-    assert "map by sampler.alpha (mean ± std over seeds" in show.stdout and "(n=2)" in show.stdout
-    assert "error bars" in show.stdout  # the plotext curve
+    assert "mean ± 95 % CI over seeds" in show.stdout and "by sampler.alpha" in show.stdout
+    assert "mono map" in show.stdout and "rank distance (lower is better)" in show.stdout  # the plotext curves
+
+
+@pytest.mark.slow
+def test_sweep_resume_after_every_process_died_continues_from_checkpoints(tmp_path, tiny_model):
+    """A machine restart: the queue and the worker killed mid-training. `sweep resume` notices the
+    dead worker (no waiting for the heartbeat timeout), continues it from its last checkpoint, and
+    it ends with exactly the metrics of its uninterrupted twin (same config, same seed)."""
+    import os
+
+    toml = base_toml(tmp_path, tiny_model, steps=40)
+    assert xlbench("sweep", "--config", str(toml), "--seeds", "1,1", "--name", "twins").returncode == 0
+    store = Store()
+    queue = start_xlbench("queue", "--sweep", "1", "--workers", "1")
+    wait_for(lambda: (store.last_checkpoint(1) or None) and store.last_checkpoint(1).step >= 8, timeout=300, interval=0.05)
+    worker = store.get_run(1).pid
+    os.kill(worker, signal.SIGKILL)
+    queue.send_signal(signal.SIGKILL)
+    queue.wait(timeout=10)
+    wait_for(lambda: not os.path.exists(f"/proc/{worker}") or open(f"/proc/{worker}/stat").read().split(")")[-1].split()[0] == "Z",
+             timeout=10)
+    assert store.get_run(1).status == "running" and store.get_run(2).status == "queued"
+    res = xlbench("sweep", "resume", "1", timeout=900)
+    assert res.returncode == 0, res.stderr
+    assert "requeued 1 runs" in res.stdout
+    first, twin = (store.get_run(i) for i in (1, 2))
+    assert first.status == twin.status == "finished", [(r.id, r.status, r.error) for r in (first, twin)]
+    messages = [e.message for e in store.events(1)]
+    resumed = next(m for m in messages if m.startswith("resuming from the checkpoint at step"))
+    assert int(resumed.rsplit(" ", 1)[-1]) >= 8 and messages.count("run finished") == 1
+    assert [p.step for p in store.train_points(1, split="train")] == list(range(1, 41))
+    values = lambda run_id: sorted((m.dataset, m.setting, m.query_lang, m.corpus_lang, m.metric, m.value)  # noqa: E731
+                                   for m in store.metrics(run_id))
+    assert values(1) == values(2)
 
 
 def test_queue_never_runs_a_run_twice_when_two_queues_race(tmp_path, tiny_model):

@@ -13,16 +13,21 @@ from xlbench.tui.screens.dialogs import ConfirmDialog, ErrorDialog, HelpScreen
 from xlbench.tui.screens.new_run import NewRunScreen
 from xlbench.tui.screens.run import RunScreen
 from xlbench.tui.screens.runs import RunsScreen
+from xlbench.tui.widgets.bias import BiasRanking
 from xlbench.tui.widgets.loss_plot import LossPlot
 from xlbench.tui.widgets.run_table import RunTable
 
 
 def text_of(widget) -> str:
     """What a Static shows, as plain text (Rich renderables rendered at a wide width)."""
+    return text_of_renderable(widget.content)
+
+
+def text_of_renderable(renderable) -> str:
     from rich.console import Console
 
     console = Console(width=200, record=True, color_system=None)
-    console.print(widget.content)
+    console.print(renderable)
     return console.export_text()
 
 
@@ -101,8 +106,12 @@ async def test_run_screen_shows_curve_heatmap_bias_and_events(make_app):
         assert len([line for line in text.splitlines() if line.strip().startswith(("de", "en", "zh"))]) == 3
         means = text_of(screen.query_one("#family-means", Static))
         assert "mono" in means and "multi" in means
-        bias = text_of(screen.query_one("#bias", Static))
+        bias_widget = screen.query_one("#bias", BiasRanking)
+        bias = text_of_renderable(bias_widget.render())
         assert "bias ranking" in bias and "macro" in bias
+        assert "visibility: mean rank" in bias and "rank distance per query language" in bias
+        bars = [line for line in bias.splitlines() if "█" in line]
+        assert len(bars) == 6  # three languages, two charts
         await pilot.press("t")
         assert "r@1" in text_of(screen.query_one("#heatmap", Static))
         await pilot.press("l")

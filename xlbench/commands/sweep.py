@@ -151,61 +151,57 @@ def sweep_resume(
 @sweep_app.command("show")
 def sweep_show(
     sweep_id: int,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset to plot (default: the first evaluated).")] = None,
-    metric: Annotated[str, typer.Option("--metric", help="map, r@1, r@10, ...")] = "map",
-    plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Draw the curve with plotext.")] = True,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Only this dataset (default: every one the runs share).")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="Score of the mono / cross / multi rows: map, r@1, r@10.")] = "map",
+    plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Draw the curves with plotext.")] = True,
+    fmt: Annotated[str, typer.Option("--format", help="table (Rich), md (Markdown, for docs) or json.")] = "table",
+    permutations: Annotated[int, typer.Option("--permutations", help="Draws of the paired randomization tests.")] = 10_000,
 ) -> None:
-    """The sweep's runs, and the metric per family against the grid value, mean ± std over seeds."""
+    """The sweep's runs, then each family against the grid value: mean ± 95 % CI over seeds, every
+    point tested against the first and last grid value (e.g. α = 0 and α = 1) with a paired test on
+    per-question scores averaged over seeds, Holm-corrected; and the curves.
+
+    Example: xlbench sweep show 1 --format md > alpha.md
+    """
     import sys
 
     from rich.table import Table
 
-    from xlbench.core.sweeps import sweep_curves
-    from xlbench.store.results import report_from_rows
+    from xlbench.core.sweeps import sweep_study, x_key_of
+    from xlbench.study_view import study_figure, study_markdown, study_table
 
+    if fmt not in ("table", "md", "json"):
+        raise ConfigError(f"--format {fmt!r}: use table, md or json")
     store = _store()
     store.reap_lost()
     sweep, runs = store.sweep(sweep_id)
     grid = json.loads(sweep.grid_json)
     console = _console()
-    status = Table(title=f"sweep {sweep_id}: {sweep.name} — grid {grid}")
-    for col in ("run", "status", "phase", "progress"):
-        status.add_column(col)
-    for r in runs:
-        status.add_row(f"{r.id}: {r.name}", r.status, r.phase, f"{r.progress_done or 0}/{r.progress_total or '?'}")
-    console.print(status)
-    finished = [(json.loads(r.config_json), report_from_rows(store.metrics(r.id))) for r in runs if r.status == "finished"]
+    if fmt == "table":
+        status = Table(title=f"sweep {sweep_id}: {sweep.name} — grid {grid}")
+        for col in ("run", "status", "phase", "progress"):
+            status.add_column(col)
+        for r in runs:
+            status.add_row(f"{r.id}: {r.name}", r.status, r.phase, f"{r.progress_done or 0}/{r.progress_total or '?'}")
+        console.print(status)
+    finished = [r.id for r in runs if r.status == "finished"]
     if not finished:
         console.print("no finished runs yet")
         return
-    curves = sweep_curves(grid, finished, dataset=dataset, metric=metric)
-    table = Table(title=f"{curves['dataset']}: {metric} by {curves['x_key']} (mean ± std over seeds, n runs)")
-    table.add_column(curves["x_key"])
-    for family in curves["families"]:
-        table.add_column(family, justify="right")
-    for i, x in enumerate(curves["x"]):
-        table.add_row(str(x), *(f"{curves['mean'][f][i]:.3f} ± {curves['std'][f][i]:.3f} (n={curves['n'][i]})"
-                                for f in curves["families"]))
-    console.print(table)
-    if plot:
-        import plotext as plt
-
-        plt.clear_figure()
-        plt.plotsize(min(console.width, 100), 20)
-        if not sys.stdout.isatty():
-            plt.theme("clear")
-        numeric = all(isinstance(x, (int, float)) for x in curves["x"])
-        xs = curves["x"] if numeric else list(range(len(curves["x"])))
-        for family in curves["families"]:
-            plt.plot(xs, curves["mean"][family], label=family, marker="hd")
-            plt.error(xs, curves["mean"][family], yerr=curves["std"][family])
-        if not numeric:
-            plt.xticks(xs, [str(x) for x in curves["x"]])
-        plt.title(f"{curves['dataset']} {metric} vs {curves['x_key']} (error bars: std over seeds)")
-        plt.xlabel(curves["x_key"])
-        text = plt.build()
-        if not sys.stdout.isatty():  # plotext's "clear" theme still ends lines with colour resets
-            import re
-
-            text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-        print(text)
+    try:
+        study = sweep_study(store.run_inputs(finished), x_key_of(grid), dataset=dataset, metric=metric,
+                            permutations=permutations)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if fmt == "json":
+        print(json.dumps({"sweep": sweep_id, "name": sweep.name, "grid": grid, **study.as_dict()}, indent=2))
+        return
+    if fmt == "md":
+        print(study_markdown(study), end="")
+    else:
+        console.print(study_table(study))
+        for note in study.notes:
+            console.print(f"[yellow]note:[/] {note}")
+    if plot and study.rows:
+        text = study_figure(study, min(console.width, 120), 2 * 16, colour=fmt == "table" and sys.stdout.isatty())
+        print(("```text\n" + text + "\n```") if fmt == "md" else text)

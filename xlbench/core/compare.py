@@ -194,7 +194,7 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _common(runs: list[RunInput], dataset: str, notes: list[str]):
+def common_results(runs: list[RunInput], dataset: str, notes: list[str]):
     """Each run's decoded results for a dataset, restricted to what every run has:
     ``(format, per-run data, MIRACL (language, query id) keys or None, same languages)``."""
     formats = {r.results[dataset][0] for r in runs}
@@ -221,13 +221,13 @@ def _common(runs: list[RunInput], dataset: str, notes: list[str]):
     return fmt, decoded, keys, True
 
 
-def _row_units(fmt: str, data, keep, family: str, metric: str) -> UnitScores:
+def row_units(fmt: str, data, keep, family: str, metric: str) -> UnitScores:
     if fmt == PAYLOAD_FORMAT:
         return lareqa_units(data, family, metric)
     return miracl_units(data, metric, keep)
 
 
-def _aligned(units: list[UnitScores]) -> np.ndarray:
+def aligned_units(units: list[UnitScores]) -> np.ndarray:
     """(runs, U) contributions over the units every run has, in a common order."""
     common = sorted(set.intersection(*(set(u.units) for u in units)))
     out = np.zeros((len(units), len(common)))
@@ -254,7 +254,7 @@ def compare_runs(runs: list[RunInput], *, groups: list[list[int]] | None = None,
     n_tests = sum(len(LAREQA_ROWS) for _ in datasets) * max(1, len(groups) - 1)
     extend_to = int(np.ceil(2 * n_tests / 0.001))
     for dataset in datasets:
-        common = _common(runs, dataset, notes)
+        common = common_results(runs, dataset, notes)
         if common is None:
             continue
         fmt, data, keep, same_langs = common
@@ -262,7 +262,7 @@ def compare_runs(runs: list[RunInput], *, groups: list[list[int]] | None = None,
         for family, metric in specs:
             if fmt == PAYLOAD_FORMAT and family in ("multi", "bias") and not same_langs:
                 continue
-            units = _aligned([_row_units(fmt, d, keep, family, metric) for d in data])
+            units = aligned_units([row_units(fmt, d, keep, family, metric) for d in data])
             if units.shape[1] == 0:
                 continue
             group_units = [units[g].mean(axis=0) for g in groups]

@@ -1,50 +1,234 @@
-"""Sweep results as curves: a family's metric against one grid key, mean ± std over seeds."""
+"""A sweep as a study: each family's score against one grid key, over seeds, with paired tests.
+
+Input is what the store holds for each finished run of a sweep (config, per-query ranks); output
+is a :class:`SweepStudy` that ``xlbench sweep show`` prints and draws and the app's Sweep screen
+shows. Numbers are recomputed from the per-query ranks exactly as ``xlbench compare`` does
+(:mod:`xlbench.core.compare`), so a point of the curve is the mean of the runs' table values.
+
+* **Spread over seeds.** A point is the mean over its runs (one per seed) with a 95 % Student-t
+  interval, ``mean ± t(0.975, n−1) · s / √n``; one run gives no interval.
+* **Significance that respects seeds.** Each point is tested against the two reference points
+  (the first and the last grid value, e.g. α = 0 and α = 1) with the paired randomization test
+  of :mod:`xlbench.core.significance` on per-unit scores (a parallel question with all its
+  language versions) *averaged over the point's seeds*: the seeds are the replicates of a
+  system, the questions are what is paired. Holm's correction runs over every test of the study
+  (all rows, points and references), the A–B test of the two references counted once.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+
 import numpy as np
+
+from xlbench.core.compare import (
+    LOWER_IS_BETTER,
+    MIRACL_ROWS,
+    RANK_VALUED,
+    RunInput,
+    aligned_units,
+    common_results,
+    flatten,
+    row_units,
+)
+from xlbench.core.settings import PAYLOAD_FORMAT
+from xlbench.core.significance import (
+    DEFAULT_PERMUTATIONS,
+    holm,
+    randomization_test,
+    stars,
+)
 
 SEED_KEY = "train.seed"
 
 
-def _get(config: dict, dotted: str):
-    node = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict):
+def study_rows(metric: str = "map") -> list[tuple[str, str]]:
+    """The LAReQA rows of a study: mono, cross and multi ``metric``, and the rank distance."""
+    return [("mono", metric), ("cross", metric), ("multi", metric), ("bias", "rank_distance")]
+
+
+@dataclass
+class PointTest:
+    reference: int  # index of the reference point
+    delta: float  # this point's mean minus the reference's
+    p: float
+    p_adjusted: float | None = None
+
+    @property
+    def mark(self) -> str:
+        return stars(self.p_adjusted) if self.p_adjusted is not None else ""
+
+
+@dataclass
+class Point:
+    x: object
+    run_ids: list[int]
+    seeds: list
+    values: list[float]  # one per run, in run_ids order
+    tests: list[PointTest] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def half_width(self) -> float | None:
+        """Half the 95 % Student-t interval of the mean over runs (None for one run)."""
+        if self.n < 2:
             return None
-        node = node.get(part)
-    return node
+        from scipy.stats import t
+
+        return float(t.ppf(0.975, self.n - 1) * np.std(self.values, ddof=1) / np.sqrt(self.n))
 
 
-def sweep_curves(grid: dict[str, list], finished: list[tuple[dict, list[dict]]], *, dataset: str | None = None,
-                 metric: str = "map") -> dict:
-    """``finished`` is ``[(run config, results reports)]``; the x axis is the first non-seed grid key
-    (or the seed itself if that is all the grid varies)."""
-    keys = [k for k in grid if k != SEED_KEY] or [SEED_KEY]
-    x_key = keys[0]
-    dataset = dataset or finished[0][1][0]["dataset"]
-    families = [f for f in ("mono", "cross", "multi") if any(
-        f in r["summary"] for _, reports in finished for r in reports if r["dataset"] == dataset)]
-    by_x: dict = {}
-    for config, reports in finished:
-        report = next((r for r in reports if r["dataset"] == dataset), None)
-        if report is None:
+@dataclass
+class StudyRow:
+    dataset: str
+    family: str
+    metric: str
+    points: list[Point]
+
+    @property
+    def label(self) -> str:
+        return "rank distance" if self.metric == "rank_distance" else f"{self.family} {self.metric}"
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric in LOWER_IS_BETTER
+
+    @property
+    def digits(self) -> int:
+        return 1 if self.metric in RANK_VALUED else 3
+
+
+@dataclass
+class SweepStudy:
+    x_key: str
+    xs: list
+    references: list[int]  # indices into xs of the points everything is tested against
+    rows: list[StudyRow]
+    notes: list[str]
+    permutations: int
+
+    def marks(self, row: StudyRow, k: int) -> str:
+        """``a***`` / ``b*``: significant against the first / second reference (Holm-adjusted)."""
+        out = []
+        for test in row.points[k].tests:
+            if test.mark:
+                out.append(f"{'ab'[self.references.index(test.reference)]}{test.mark}")
+        return " ".join(out)
+
+    def cell(self, row: StudyRow, k: int) -> str:
+        point = row.points[k]
+        text = f"{point.mean:.{row.digits}f}"
+        if point.half_width is not None:
+            text += f" ± {point.half_width:.{row.digits}f}"
+        return text
+
+    def legend(self) -> str:
+        a, b = (f"{self.x_key}={self.xs[i]}" for i in self.references)
+        return (f"mean ± 95 % CI over seeds (Student t); a / b: different from {a} / {b}, paired randomization "
+                f"test on per-question scores averaged over seeds ({self.permutations:,} permutations), Holm over "
+                f"all tests: * p<.05 ** p<.01 *** p<.001")
+
+    def as_dict(self) -> dict:
+        return {
+            "x_key": self.x_key, "x": self.xs, "references": [self.xs[i] for i in self.references],
+            "notes": self.notes, "permutations": self.permutations,
+            "rows": [{"dataset": r.dataset, "family": r.family, "metric": r.metric, "points": [
+                {"x": p.x, "runs": p.run_ids, "seeds": p.seeds, "values": p.values, "mean": p.mean,
+                 "ci95": None if p.half_width is None else [p.mean - p.half_width, p.mean + p.half_width],
+                 "tests": [{"against": self.xs[t.reference], "delta": t.delta, "p": t.p, "p_holm": t.p_adjusted}
+                           for t in p.tests]} for p in r.points]} for r in self.rows],
+        }
+
+
+def x_key_of(grid: dict[str, list]) -> str:
+    """The axis of a sweep: its first grid key that is not the seed (the seed if that is all)."""
+    return next((k for k in grid if k != SEED_KEY), SEED_KEY)
+
+
+def sweep_study(runs: list[RunInput], x_key: str, *, dataset: str | None = None, metric: str = "map",
+                permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0) -> SweepStudy:
+    """Group finished runs by ``x_key``'s value and test every point against the first and last."""
+    notes: list[str] = []
+    runs = [r for r in runs if r.results]
+    if not runs:
+        return SweepStudy(x_key, [], [], [], ["no finished run has results yet"], permutations)
+    by_x: dict[str, list[int]] = {}
+    values_of: dict[str, object] = {}
+    for i, run in enumerate(runs):
+        x = flatten(run.config).get(x_key)
+        key = json.dumps(x, sort_keys=True, default=str)
+        by_x.setdefault(key, []).append(i)
+        values_of[key] = x
+    order = sorted(by_x, key=lambda k: (not isinstance(values_of[k], (int, float)), values_of[k]
+                                        if isinstance(values_of[k], (int, float)) else str(values_of[k])))
+    groups = [by_x[k] for k in order]
+    xs = [values_of[k] for k in order]
+    references = sorted({0, len(xs) - 1})
+    datasets = sorted(set.intersection(*(set(r.results) for r in runs)))
+    if dataset is not None:
+        if dataset not in datasets:
+            raise ValueError(f"not every finished run evaluated {dataset!r} (in common: {', '.join(datasets) or 'none'})")
+        datasets = [dataset]
+    rows: list[StudyRow] = []
+    # enough draws, where nothing was as extreme, for Holm over every test to still reach 0.001
+    extend_to = int(np.ceil(2 * len(datasets) * len(study_rows()) * 2 * len(xs) / 0.001))
+    for name in datasets:
+        common = common_results(runs, name, notes)
+        if common is None:
             continue
-        x = _get(config, x_key)
-        entry = by_x.setdefault(json_key(x), {"x": x, "values": {f: [] for f in families}})
-        for f in families:
-            if metric in report["summary"].get(f, {}):
-                entry["values"][f].append(report["summary"][f][metric])
-    order = sorted(by_x.values(), key=lambda e: (not isinstance(e["x"], (int, float)), e["x"] if isinstance(e["x"], (int, float)) else str(e["x"])))
-    return {
-        "dataset": dataset, "x_key": x_key, "families": families, "x": [e["x"] for e in order],
-        "mean": {f: [float(np.mean(e["values"][f])) if e["values"][f] else float("nan") for e in order] for f in families},
-        "std": {f: [float(np.std(e["values"][f], ddof=1)) if len(e["values"][f]) > 1 else 0.0 for e in order] for f in families},
-        "n": [max(len(v) for v in e["values"].values()) for e in order],
-    }
+        fmt, data, keep, same_langs = common
+        specs = study_rows(metric) if fmt == PAYLOAD_FORMAT else MIRACL_ROWS[:1]
+        for family, row_metric in specs:
+            if fmt == PAYLOAD_FORMAT and family in ("multi", "bias") and not same_langs:
+                continue
+            units = aligned_units([row_units(fmt, d, keep, family, row_metric) for d in data])
+            if units.shape[1] == 0:
+                continue
+            points = [Point(x, [runs[i].run_id for i in g], [flatten(runs[i].config).get(SEED_KEY) for i in g],
+                            [float(units[i].sum()) for i in g]) for x, g in zip(xs, groups)]
+            rows.append(StudyRow(name, family, row_metric, points))
+            # per-unit means over each point's seeds, paired across points on the units
+            means = [units[g].mean(axis=0) for g in groups]
+            for k, point in enumerate(points):
+                for ref in references:
+                    if ref != k:
+                        point.tests.append(PointTest(ref, float(means[k].sum() - means[ref].sum()), float("nan")))
+            _test_row(rows[-1], means, permutations, seed, extend_to)
+    _holm(rows, references)
+    sizes = sorted({len(g) for g in groups})
+    if len(sizes) > 1:
+        notes.append(f"points have different numbers of runs ({', '.join(map(str, sizes))}): the sweep is not complete")
+    return SweepStudy(x_key, xs, references, rows, notes, permutations)
 
 
-def json_key(value) -> str:
-    import json
+def _test_row(row: StudyRow, means: list[np.ndarray], permutations: int, seed: int, extend_to: int) -> None:
+    done: dict[tuple[int, int], float] = {}
+    for k, point in enumerate(row.points):
+        for test in point.tests:
+            pair = tuple(sorted((k, test.reference)))
+            if pair not in done:
+                done[pair], _, _ = randomization_test(means[k] - means[test.reference], permutations=permutations,
+                                                      seed=seed, extend_to=extend_to)
+            test.p = done[pair]
 
-    return json.dumps(value, sort_keys=True, default=str)
+
+def _holm(rows: list[StudyRow], references: list[int]) -> None:
+    """Holm over every distinct test (a reference against the other reference counted once)."""
+    distinct: dict[tuple[int, tuple[int, int]], list[PointTest]] = {}
+    for r, row in enumerate(rows):
+        for k, point in enumerate(row.points):
+            for test in point.tests:
+                distinct.setdefault((r, tuple(sorted((k, test.reference)))), []).append(test)
+    keys = list(distinct)
+    adjusted = holm([distinct[key][0].p for key in keys])
+    for key, p in zip(keys, adjusted):
+        for test in distinct[key]:
+            test.p_adjusted = p

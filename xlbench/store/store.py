@@ -233,6 +233,12 @@ class Store:
             s.commit()
             return sweep.id, [r.id for r in runs]
 
+    def sweeps(self) -> list:
+        from xlbench.store.models import Sweep
+
+        with session(self.engine) as s:
+            return list(s.exec(select(Sweep).order_by(Sweep.id.desc())))
+
     def sweep(self, sweep_id: int):
         from xlbench.store.models import Sweep
 

@@ -25,7 +25,7 @@ class XlbenchCommands(Provider):
         matcher = self.matcher(query)
         app = self.app
         for label, action in (("Runs", app.action_show_runs), ("Models", app.action_show_models),
-                              ("Datasets", app.action_show_datasets), ("New run", app.action_new_run), ("Help", app.action_help)):
+                              ("Datasets", app.action_show_datasets), ("Sweeps", app.action_show_sweeps), ("New run", app.action_new_run), ("Help", app.action_help)):
             score = matcher.match(label)
             if score > 0:
                 yield Hit(score, matcher.highlight(label), action, help=f"open the {label.lower()} screen")
@@ -45,6 +45,7 @@ class XlbenchApp(App):
         Binding("r", "show_runs", "runs"),
         Binding("m", "show_models", "models"),
         Binding("d", "show_datasets", "datasets"),
+        Binding("w", "show_sweeps", "sweeps"),
         Binding("n", "new_run", "new run"),
         Binding("q", "quit", "quit"),
     ]
@@ -113,6 +114,11 @@ class XlbenchApp(App):
 
         self._switch_to(DatasetsScreen)
 
+    def action_show_sweeps(self) -> None:
+        from xlbench.tui.screens.sweep import SweepsScreen
+
+        self._switch_to(SweepsScreen)
+
     def action_new_run(self) -> None:
         from xlbench.tui.screens.new_run import NewRunScreen
 
@@ -129,6 +135,11 @@ class XlbenchApp(App):
         if replace:
             self.pop_screen()
         self.push_screen(RunScreen(run_id))
+
+    def open_sweep(self, sweep_id: int) -> None:
+        from xlbench.tui.screens.sweep import SweepScreen
+
+        self.push_screen(SweepScreen(sweep_id))
 
     def open_compare(self, run_ids: list[int]) -> None:
         from xlbench.tui.screens.compare import CompareScreen

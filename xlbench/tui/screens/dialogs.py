@@ -86,7 +86,7 @@ HELP = """\
 |---|---|---|
 | everywhere | `?` | this help |
 | | `ctrl+p` | command palette (screens, runs) |
-| | `r` `m` `d` `n` | runs · models · datasets · new run |
+| | `r` `m` `d` `w` `n` | runs · models · datasets · sweeps · new run |
 | | `escape` | back |
 | | `q` | quit (workers keep running) |
 | runs | `enter` | open the run under the cursor |
@@ -98,6 +98,8 @@ HELP = """\
 | | `1`–`5` | loss · heatmap · bias · config · events tabs |
 | | `[` `]` | previous / next dataset; `t` cycles the heatmap metric |
 | compare | `1`–`4` | table · loss curves · Δ heatmap · config differences |
+| sweep | `1`–`3` | curves (mean, 95 % CI, seeds, a/b significance) · table · runs |
+| | `enter` | on a run: open it; on a table row: compare that point's seeds |
 
 Everything you see is read from the database; runs started elsewhere (`xlbench run --headless`
 over SSH, `xlbench queue`) appear and update live. The app never trains or evaluates in its own

@@ -1,0 +1,100 @@
+"""A sweep as a study (`xlbench sweep show`): points are the runs' own table values, intervals are
+Student-t over seeds, tests are the compare tests on per-question scores averaged over seeds, and
+Holm runs over every distinct test. Synthetic runs: integer ranks, the same on every machine."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tests.helpers import store_synthetic_sweep, xlbench
+from xlbench.core.compare import compare_runs
+from xlbench.core.significance import holm
+from xlbench.core.sweeps import sweep_study
+from xlbench.store.results import report_from_rows
+
+XS = (0, 0.5, 1)
+
+
+def _study(store, run_ids, **kw):
+    return sweep_study(store.run_inputs(run_ids), "sampler.alpha", permutations=kw.pop("permutations", 2000), **kw)
+
+
+def test_points_are_the_runs_values_with_a_student_t_interval(store):
+    _, ids = store_synthetic_sweep(store, XS, seeds=(1, 2, 3))
+    study = _study(store, ids)
+    assert study.xs == [0, 0.5, 1] and study.references == [0, 2]
+    assert [(r.family, r.metric) for r in study.rows] == [("mono", "map"), ("cross", "map"), ("multi", "map"),
+                                                          ("bias", "rank_distance")]
+    reports = {i: report_from_rows(store.metrics(i))[0] for i in ids}
+    for row in study.rows:
+        for point in row.points:
+            assert len(point.run_ids) == 3 and sorted(point.seeds) == [1, 2, 3]
+            stored = [reports[i]["bias"]["rank_distance"]["macro"] if row.family == "bias"
+                      else reports[i]["summary"][row.family]["map"] for i in point.run_ids]
+            assert point.values == pytest.approx(stored, abs=1e-9)
+            lo, hi = stats.t.interval(0.95, 2, loc=np.mean(stored), scale=stats.sem(stored))
+            assert (point.mean - point.half_width, point.mean + point.half_width) == pytest.approx((lo, hi), abs=1e-9)
+
+
+def test_tests_are_the_paired_compare_tests_on_seed_means_and_holm_runs_over_all(store):
+    _, ids = store_synthetic_sweep(store, XS, seeds=(1, 2, 3), strength=0.02)  # small effects: p well above 0
+    study = _study(store, ids)
+    inputs = store.run_inputs(ids)
+    by_x = {x: [i for i, r in enumerate(inputs) if r.config["sampler"]["alpha"] == x] for x in XS}
+    raw = []
+    for row in study.rows:
+        for k, point in enumerate(row.points):
+            assert [study.xs[t.reference] for t in point.tests] == [x for x in (0, 1) if x != study.xs[k]]
+            for test in point.tests:
+                ref = study.xs[test.reference]
+                # the same test through `compare`: the reference group against this point's group
+                c = compare_runs(inputs, groups=[by_x[ref], by_x[study.xs[k]]], permutations=2000)
+                cell = next(r for r in c.rows if (r.family, r.metric) == (row.family, row.metric)).cells[1]
+                assert test.delta == pytest.approx(cell.delta, abs=1e-12) and test.p == cell.p
+                raw.append((row.label, k, test.reference, test.p, test.p_adjusted))
+    distinct = {(label, tuple(sorted((k, ref)))): (p, adj) for label, k, ref, p, adj in raw}
+    assert len(distinct) == 4 * 3  # per row: 0.5–0, 0.5–1 and 0–1 (counted once)
+    ps = [p for p, _ in distinct.values()]
+    assert [adj for _, adj in distinct.values()] == pytest.approx(holm(ps))
+    assert any(0.01 < p < 1 for p in ps)
+
+
+def test_a_clear_effect_is_marked_against_both_references(store):
+    _, ids = store_synthetic_sweep(store, XS, seeds=(1, 2), strength=1.0)
+    study = _study(store, ids)
+    mono = study.rows[0]
+    assert mono.points[0].mean < mono.points[1].mean < mono.points[2].mean
+    assert study.marks(mono, 1) == "a*** b***" and study.marks(mono, 0) == "b***" and study.marks(mono, 2) == "a***"
+    assert study.rows[-1].lower_is_better and study.rows[-1].points[2].mean < study.rows[-1].points[0].mean
+
+
+def test_an_incomplete_sweep_says_so_and_one_run_has_no_interval(store):
+    _, ids = store_synthetic_sweep(store, XS, seeds=(1, 2))
+    study = _study(store, ids[:4])  # seed 1 for every α, seed 2 only for α = 0
+    assert [p.n for p in study.rows[0].points] == [2, 1, 1]
+    assert study.rows[0].points[1].half_width is None and "± " not in study.cell(study.rows[0], 1)
+    assert any("not complete" in n for n in study.notes)
+
+
+def test_sweep_show_prints_table_curves_markdown_and_json(store):
+    sweep_id, ids = store_synthetic_sweep(store, XS, seeds=(1, 2, 3))
+    res = xlbench("sweep", "show", str(sweep_id), "--permutations", "2000", env={"COLUMNS": "160"})
+    assert res.returncode == 0, res.stderr
+    assert "mean ± 95 % CI over seeds" in res.stdout and "rank distance" in res.stdout
+    assert "a*** b***" in res.stdout and "sampler.alpha" in res.stdout
+    assert "rank distance (lower is better)" in res.stdout  # the curves (plotext)
+    md = xlbench("sweep", "show", str(sweep_id), "--format", "md", "--no-plot", "--permutations", "2000")
+    assert md.returncode == 0 and md.stdout.startswith("| sampler.alpha | runs | mono map | cross map | multi map |")
+    doc = json.loads(xlbench("sweep", "show", str(sweep_id), "--format", "json", "--permutations", "2000").stdout)
+    study = _study(store, ids)
+    assert doc["x"] == [0, 0.5, 1] and doc["references"] == [0, 1]
+    for row, stored in zip(study.rows, doc["rows"]):
+        assert [p["mean"] for p in stored["points"]] == pytest.approx([p.mean for p in row.points], abs=1e-12)
+        assert [[t["p_holm"] for t in p["tests"]] for p in stored["points"]] == \
+            [[t.p_adjusted for t in p.tests] for p in row.points]
+    bad = xlbench("sweep", "show", str(sweep_id), "--dataset", "mlqa-r")
+    assert bad.returncode != 0 and "mlqa-r" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -1,0 +1,87 @@
+"""The Sweep screens: the list, the curves with intervals and marks, the table, the runs; enter
+opens a run or compares a point's seeds. Synthetic runs (integer ranks): the same on every machine."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import DataTable
+
+from tests.helpers import store_synthetic_sweep
+from tests.tui.conftest import fixed_clock
+from tests.tui.test_screens import settle
+from xlbench.tui.screens.compare import CompareScreen
+from xlbench.tui.screens.run import RunScreen
+from xlbench.tui.screens.sweep import StudyPlot, SweepScreen, SweepsScreen
+
+SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
+
+
+@pytest.fixture
+def sweep_app(store):
+    from tests.conftest import PLUGINS
+    from xlbench.tui.app import XlbenchApp
+
+    store_synthetic_sweep(store, (0, 0.25, 0.5, 0.75, 1), seeds=(1, 2, 3))
+
+    def factory() -> XlbenchApp:
+        return XlbenchApp(store.url, plugins_dir=str(PLUGINS), poll_seconds=3600, clock=fixed_clock, permutations=1000)
+
+    return factory
+
+
+def _cells(table: DataTable) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_sweeps_list_opens_the_study_and_its_runs(sweep_app):
+    app = sweep_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        assert isinstance(app.screen, SweepsScreen)
+        assert _cells(app.screen.query_one("#sweeps", DataTable))[0][:4] == ["1", "alpha", "train.seed=1,2,3 × sampler.alpha=0,0.25,0.5,0.75,1", "15"]
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SweepScreen) and screen.study is not None
+        plots = list(screen.query(StudyPlot))
+        assert all(p.display for p in plots) and len(plots) == 4
+        assert [r.label for r in screen.study.rows] == ["mono map", "cross map", "multi map", "rank distance"]
+        await pilot.press("2")
+        rows = _cells(screen.query_one("#study-table", DataTable))
+        assert [r[0] for r in rows] == ["0", "0.25", "0.5", "0.75", "1"] and all(r[1] == "3" for r in rows)
+        assert "±" in rows[2][2] and "a***" in rows[2][2] and "b***" in rows[2][2]
+        await pilot.press("down", "down", "enter")  # the α = 0.5 point: its three seeds compared
+        await settle(pilot)
+        assert isinstance(app.screen, CompareScreen) and app.screen.run_ids == screen.study.rows[0].points[2].run_ids
+        await pilot.press("escape")
+        await pilot.press("3")
+        await settle(pilot)
+        runs = _cells(screen.query_one("#sweep-runs", DataTable))
+        assert len(runs) == 15 and runs[0][:4] == ["1", "0", "1", "finished"] and runs[0][5] != "–"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunScreen) and app.screen.run_id == 1
+
+
+async def test_an_empty_sweep_screen_says_what_to_do(store):
+    from tests.conftest import PLUGINS
+    from xlbench.tui.app import XlbenchApp
+
+    app = XlbenchApp(store.url, plugins_dir=str(PLUGINS), poll_seconds=3600, clock=fixed_clock)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        assert "no sweeps yet" in str(app.screen.query_one("#sweeps-status").content)
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_sweep_screen_snapshot(snap_compare, sweep_app, size):
+    async def open_sweep(pilot) -> None:
+        await settle(pilot)
+        pilot.app.open_sweep(1)
+        await settle(pilot, rounds=5)
+
+    assert snap_compare(sweep_app(), terminal_size=SIZES[size], run_before=open_sweep)

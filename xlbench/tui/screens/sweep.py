@@ -1,0 +1,233 @@
+"""Sweeps: the list, and one sweep as a study — each family's curve against the grid value with
+95 % intervals over seeds and significance marks, the table behind it, and every run (enter opens
+one; enter on a table row compares that point's seeds). Uses the same core functions as
+``xlbench sweep show``; the paired tests run in a worker thread, never on a frame."""
+
+from __future__ import annotations
+
+import json
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from xlbench.tui.screens.tabbed import TabbedScreen, tab_bindings
+
+FAMILY_COLUMNS = (("mono", "map"), ("cross", "map"), ("multi", "map"))
+
+
+class SweepsScreen(Screen):
+    """Every sweep with how far it got; enter opens one."""
+
+    BINDINGS = [Binding("escape", "app.back", "back"), Binding("enter", "open", "open", show=False)]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="sweeps", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="sweeps-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "sweeps"
+        table = self.query_one("#sweeps", DataTable)
+        for col in ("id", "name", "grid", "finished", "running", "queued", "other"):
+            table.add_column(col, key=col)
+        table.focus()
+        self.poll()
+        self.set_interval(self.app.poll_seconds * 2, self.poll_if_visible)
+
+    def poll_if_visible(self) -> None:
+        if self.is_current:
+            self.poll()
+
+    @work(thread=True, exclusive=True, group="poll-sweeps")
+    def poll(self) -> None:
+        store = self.app.store
+        rows = []
+        for sweep in store.sweeps():
+            _, runs = store.sweep(sweep.id)
+            counts = {s: sum(r.status == s for r in runs) for s in ("finished", "running", "queued")}
+            rows.append((sweep.id, sweep.name, json.loads(sweep.grid_json), counts, len(runs) - sum(counts.values())))
+        self.app.call_from_thread(self.show, rows)
+
+    def show(self, rows) -> None:
+        table = self.query_one("#sweeps", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for sweep_id, name, grid, counts, other in rows:
+            grid_text = " × ".join(f"{k}={','.join(map(str, v))}" for k, v in grid.items())
+            table.add_row(str(sweep_id), name, grid_text, str(counts["finished"]), str(counts["running"]),
+                          str(counts["queued"]), str(other), key=str(sweep_id))
+        if rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1))
+        self.query_one("#sweeps-status", Static).update(
+            f"{len(rows)} sweeps · enter: open" if rows else "no sweeps yet: xlbench sweep --preset alpha-study --grid "
+            "sampler.alpha=0,0.25,0.5,0.75,1 --seeds 1,2,3 --run")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.app.open_sweep(int(event.row_key.value))
+
+    def action_open(self) -> None:
+        table = self.query_one("#sweeps", DataTable)
+        if table.row_count:
+            self.app.open_sweep(int(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value))
+
+
+class StudyPlot(PlotextPlot):
+    """One row of a study: mean, 95 % interval, seeds and significance letters."""
+
+    shown: tuple | None = None
+
+    def draw(self, study, row) -> None:
+        from xlbench.study_view import draw_row
+
+        self.shown = (study, row)
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        draw_row(plt, study, row, legend=self.size.height >= 14)  # a small plot keeps its lines for the data
+        self.refresh()
+
+    def on_resize(self) -> None:
+        if self.shown:
+            self.draw(*self.shown)
+
+
+class SweepScreen(TabbedScreen):
+    BINDINGS = [
+        Binding("escape", "app.back", "back"),
+        *tab_bindings(("tab-curves", "curves"), ("tab-table", "table"), ("tab-runs", "runs")),
+    ]
+
+    def __init__(self, sweep_id: int) -> None:
+        super().__init__()
+        self.sweep_id = sweep_id
+        self.finished: tuple[int, ...] | None = None
+        self.study = None
+        self.runs = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"sweep {self.sweep_id}", id="sweep-status")
+        with TabbedContent(id="sweep-tabs"):
+            with TabPane("Curves", id="tab-curves"):
+                with Grid(id="sweep-plots"):
+                    for i in range(4):
+                        yield StudyPlot(id=f"study-{i}")
+            with TabPane("Table", id="tab-table"):
+                yield DataTable(id="study-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Runs", id="tab-runs"):
+                yield DataTable(id="sweep-runs", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"sweep {self.sweep_id}"
+        self.poll()
+        self.set_interval(self.app.poll_seconds * 2, self.poll_if_visible)
+
+    def poll_if_visible(self) -> None:
+        if self.is_current:
+            self.poll()
+
+    @work(thread=True, exclusive=True, group="poll-sweep")
+    def poll(self) -> None:
+        """The sweep's runs each time; the study (paired tests) only when a run has finished."""
+        from xlbench.core.sweeps import sweep_study, x_key_of
+        from xlbench.store.results import report_from_rows
+
+        store = self.app.store
+        store.reap_lost()
+        sweep, runs = store.sweep(self.sweep_id)
+        finished = tuple(r.id for r in runs if r.status == "finished")
+        study = self.study
+        summaries = {}
+        if finished != self.finished:
+            grid = json.loads(sweep.grid_json)
+            study = sweep_study(store.run_inputs(list(finished)), x_key_of(grid), permutations=self.app.permutations) \
+                if finished else None
+            for run_id in finished:
+                reports = report_from_rows(store.metrics(run_id))
+                summaries[run_id] = reports[0] if reports else None
+        self.app.call_from_thread(self.show, sweep, runs, finished, study, summaries)
+
+    def show(self, sweep, runs, finished, study, summaries) -> None:
+        from xlbench.core.compare import flatten
+        from xlbench.core.sweeps import SEED_KEY, x_key_of
+
+        grid = json.loads(sweep.grid_json)
+        x_key = x_key_of(grid)
+        counts = {}
+        for r in runs:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        legend = study.legend() if study and study.rows else "no finished runs yet: the curves appear as runs finish"
+        self.query_one("#sweep-status", Static).update(
+            f"[b]sweep {sweep.id}: {sweep.name}[/b] · {' × '.join(f'{k}={v}' for k, v in grid.items())} · "
+            + " · ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"\n{legend}")
+        self.runs = runs
+        table = self.query_one("#sweep-runs", DataTable)
+        if not table.columns:
+            for col in ("run", x_key.rsplit(".", 1)[-1], "seed", "status", "progress", "mono", "cross", "multi",
+                        "rank dist"):
+                table.add_column(col)
+        cached = getattr(self, "_summaries", {})
+        cached.update(summaries)
+        self._summaries = cached
+        cursor = table.cursor_row
+        table.clear()
+        for r in runs:
+            flat = flatten(json.loads(r.config_json or "{}"))
+            report = cached.get(r.id)
+            values = [f"{report['summary'][f][m]:.3f}" if report and m in report["summary"].get(f, {}) else "–"
+                      for f, m in FAMILY_COLUMNS]
+            bias = (report or {}).get("bias", {}).get("rank_distance", {}).get("macro")
+            table.add_row(str(r.id), str(flat.get(x_key)), str(flat.get(SEED_KEY)), r.status,
+                          f"{r.phase or ''} {r.progress_done or 0}/{r.progress_total or '?'}", *values,
+                          f"{bias:.1f}" if bias is not None else "–", key=str(r.id))
+        if runs:
+            table.move_cursor(row=min(cursor, len(runs) - 1))
+        if finished != self.finished:
+            self.finished, self.study = finished, study
+            self.show_study()
+
+    def show_study(self) -> None:
+        study = self.study
+        table = self.query_one("#study-table", DataTable)
+        table.clear(columns=True)
+        plots = list(self.query(StudyPlot))
+        if not study or not study.rows:
+            for plot in plots:
+                plot.display = False
+            return
+        table.add_column(study.x_key.rsplit(".", 1)[-1], key="x")
+        table.add_column("runs")
+        for row in study.rows:
+            table.add_column(row.label + (" ↓" if row.lower_is_better else ""))
+        for k, x in enumerate(study.xs):
+            cells = []
+            for row in study.rows:
+                marks = study.marks(row, k)
+                cells.append(study.cell(row, k) + (f" {marks}" if marks else ""))
+            table.add_row(str(x), str(study.rows[0].points[k].n), *cells, key=str(k))
+        for plot, row in zip(plots, study.rows):
+            plot.display = True
+            plot.draw(study, row)
+        for plot in plots[len(study.rows):]:
+            plot.display = False
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        for table in event.pane.query(DataTable):  # the table of a tab takes the keys (enter opens)
+            table.focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "sweep-runs":
+            self.app.open_run(int(event.row_key.value))
+        elif event.data_table.id == "study-table" and self.study:
+            point = self.study.rows[0].points[int(event.row_key.value)]
+            if len(point.run_ids) > 1:
+                self.app.open_compare(point.run_ids)
+            else:
+                self.app.open_run(point.run_ids[0])
