@@ -168,6 +168,7 @@ def sweep_show(
     from rich.table import Table
 
     from xlbench.core.sweeps import sweep_study, x_key_of
+    from xlbench.store.views import duration, phase_seconds
     from xlbench.study_view import study_figure, study_markdown, study_table
 
     if fmt not in ("table", "md", "json"):
@@ -177,13 +178,20 @@ def sweep_show(
     sweep, runs = store.sweep(sweep_id)
     grid = json.loads(sweep.grid_json)
     console = _console()
+    timing = {r.id: phase_seconds(store, r) for r in runs if r.status == "finished"}
     if fmt == "table":
         status = Table(title=f"sweep {sweep_id}: {sweep.name} — grid {grid}")
-        for col in ("run", "status", "phase", "progress"):
+        for col in ("run", "status", "phase", "progress", "train", "evaluate"):
             status.add_column(col)
         for r in runs:
-            status.add_row(f"{r.id}: {r.name}", r.status, r.phase, f"{r.progress_done or 0}/{r.progress_total or '?'}")
+            t = timing.get(r.id) or {}
+            status.add_row(f"{r.id}: {r.name}", r.status, r.phase, f"{r.progress_done or 0}/{r.progress_total or '?'}",
+                           duration(t.get("train")), duration(t.get("evaluate")))
         console.print(status)
+        spans = [r for r in runs if r.started_at]
+        if spans and all(r.finished_at for r in spans):
+            wall = max(r.finished_at for r in spans) - min(r.started_at for r in spans)
+            console.print(f"wall time, first start to last finish: {duration(wall.total_seconds())} (pauses included)")
     finished = [r.id for r in runs if r.status == "finished"]
     if not finished:
         console.print("no finished runs yet")
@@ -194,7 +202,8 @@ def sweep_show(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if fmt == "json":
-        print(json.dumps({"sweep": sweep_id, "name": sweep.name, "grid": grid, **study.as_dict()}, indent=2))
+        print(json.dumps({"sweep": sweep_id, "name": sweep.name, "grid": grid, **study.as_dict(),
+                          "seconds": {str(k): v for k, v in timing.items()}}, indent=2))
         return
     if fmt == "md":
         print(study_markdown(study), end="")

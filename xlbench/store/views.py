@@ -121,3 +121,25 @@ def run_detail(store, run_id: int) -> RunDetail:
 
 def now() -> datetime:
     return utcnow()
+
+
+def phase_seconds(store, run) -> dict[str, float] | None:
+    """Wall time of a finished training run by phase: ``train`` (start to its last logged step,
+    validation and checkpoints included), ``evaluate`` (from there to the end) and ``total``.
+    A resumed run counts the time between its start and its end, pauses included."""
+    if run.started_at is None or run.finished_at is None:
+        return None
+    points = store.train_points(run.id, split="train")
+    total = (run.finished_at - run.started_at).total_seconds()
+    if not points:
+        return {"total": total}
+    trained = (points[-1].ts - run.started_at).total_seconds()
+    return {"train": trained, "evaluate": total - trained, "total": total}
+
+
+def duration(seconds: float | None) -> str:
+    """``m:ss`` below an hour, ``XhMM`` above; empty for unknown."""
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"

@@ -17,7 +17,8 @@ from xlbench.tui.screens.tabbed import TabbedScreen, tab_bindings
 from xlbench.tui.widgets.bias import BiasRanking
 from xlbench.tui.widgets.heatmap import Heatmap
 from xlbench.tui.widgets.loss_plot import LossPlot
-from xlbench.tui.widgets.run_table import bar, duration
+from xlbench.store.views import duration
+from xlbench.tui.widgets.run_table import bar
 
 HEAT_METRICS = ("map", "r@1", "r@10", "ndcg@10", "mrr@10")
 PLOT_SECONDS = 3.0

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from xlbench.store.views import RunSummary
+from xlbench.store.views import RunSummary, duration
 
 STATUS_STYLE = {"running": "bold cyan", "finished": "green", "failed": "bold red", "cancelled": "yellow",
                 "lost": "bold magenta", "queued": "dim"}
@@ -26,13 +26,6 @@ def bar(fraction: float | None, width: int = 8, percent: bool = True) -> str:
         return ""
     full = int(round(fraction * width))
     return "█" * full + "░" * (width - full) + (f" {fraction:>4.0%}" if percent else "")
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def cells(run: RunSummary, now: datetime, selected: bool, compact: bool = False) -> list:
