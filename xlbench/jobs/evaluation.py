@@ -68,7 +68,7 @@ def make_encoder(prepared: Prepared):
         except Exception as exc:  # a plugin's own failure: one line naming it, recorded on the run
             raise PluginError(f"encoder {config.encoder!r} could not be created: {one_line(exc)}") from exc
     else:
-        from xlbench.core.encoders.st import OFFLINE_MODEL
+        from xlbench.core.encoders import OFFLINE_MODEL
 
         encoder = prepared.encoder_class(
             config.model or OFFLINE_MODEL, batch_size=config.model_batch_size, max_seq_length=config.max_seq_length,
@@ -80,7 +80,7 @@ def make_encoder(prepared: Prepared):
 def model_name(config: EvalConfig) -> str:
     if config.encoder:
         return f"plugin:{config.encoder}"
-    from xlbench.core.encoders.st import OFFLINE_MODEL
+    from xlbench.core.encoders import OFFLINE_MODEL
 
     return config.model or OFFLINE_MODEL
 

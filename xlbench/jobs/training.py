@@ -36,16 +36,8 @@ class PreparedTrain:
     overlap: dict[str, int]
 
 
-def eval_config_for(config: RunConfig, model: str | None = None, encoder: str | None = None) -> EvalConfig:
-    return EvalConfig(
-        **config.eval.model_dump(exclude={"before"}), model=model if encoder is None else None, encoder=encoder,
-        encoder_options=config.model.encoder_options, max_seq_length=config.model.max_seq_length,
-        threads=config.threads, plugins_dir=config.plugins_dir,
-    )
-
-
 def base_model(config: RunConfig) -> str:
-    from xlbench.core.encoders.st import OFFLINE_MODEL
+    from xlbench.core.encoders import OFFLINE_MODEL
 
     return config.model.model or OFFLINE_MODEL
 
@@ -88,23 +80,12 @@ def eval_questions(datasets) -> set[str]:
     return out
 
 
-def resolve_sampler(config: RunConfig, registry: Registry) -> type:
-    """Load the sampler plugin, validate its options and write the defaults into the config, so
-    the stored run says exactly which options it ran with."""
-    from xlbench.config import SamplerSection
-    from xlbench.core.samplers.base import validate_options
-
-    cls = registry.load("sampler", config.sampler.name)
-    if getattr(cls, "options", None) is not None:
-        config.sampler = SamplerSection.model_validate({"name": config.sampler.name,
-                                                        **validate_options(cls, config.sampler.options())})
-    return cls
-
-
 def prepare(config: RunConfig, registry: Registry | None = None) -> PreparedTrain:
     from xlbench.core.data.parallel import overlap
 
     registry = registry or evaluation.registry_for(config)
+    from xlbench.plugins import resolve_sampler
+
     sampler_class = resolve_sampler(config, registry)
     options = config.sampler.options()
     if config.model.model and config.model.encoder:
@@ -114,7 +95,7 @@ def prepare(config: RunConfig, registry: Registry | None = None) -> PreparedTrai
         if not hasattr(cls, "trainable"):
             raise ConfigError(f"encoder {config.model.encoder!r} is eval-only (it has no trainable()); it cannot be fine-tuned")
     corpus = load_corpus(config)
-    eval_cfg = eval_config_for(config, model=base_model(config), encoder=config.model.encoder)
+    eval_cfg = config.eval_config(model=base_model(config), encoder=config.model.encoder)
     eval_prepared = evaluation.prepare(eval_cfg, registry)
     found = overlap(corpus, eval_questions(eval_prepared.datasets))
     if found and not config.allow_overlap:

@@ -56,3 +56,17 @@ def url_from_file(path: str | os.PathLike) -> str:
     if not text:
         raise StoreError(f"{p}: the database URL file is empty")
     return text.splitlines()[0].strip()
+
+
+def db_url(explicit: str | None = None) -> str:
+    """The database URL: ``--db`` beats ``$XLBENCH_DB`` beats a file named by ``$XLBENCH_DB_FILE``
+    (owner-only, :func:`url_from_file`) beats the workspace SQLite file."""
+    import os
+
+    from xlbench.paths import default_db_url
+
+    if explicit or os.environ.get("XLBENCH_DB"):
+        return explicit or os.environ["XLBENCH_DB"]
+    if os.environ.get("XLBENCH_DB_FILE"):
+        return url_from_file(os.environ["XLBENCH_DB_FILE"])
+    return default_db_url()

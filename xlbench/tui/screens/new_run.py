@@ -121,24 +121,31 @@ class NewRunScreen(Screen):
 
     @work(thread=True, exclusive=True, group="new-run")
     def submit(self, start: bool) -> None:
+        """Validate checks the data in an ``xlbench run --check`` process; start writes the run row
+        and hands it to a worker, which loads the data once (a data error fails the run, in one line)."""
+        import json
+        import tempfile
+        from pathlib import Path
+
         from xlbench.config import RunConfig, parse_config
-        from xlbench.jobs import training
+        from xlbench.plugins import resolve_sampler
 
         status = self.query_one("#form-status", Static)
-        self.app.call_from_thread(status.update, "validating (loading data, checking overlap)…")
         try:
             config = parse_config(RunConfig, self.config(), where="new run")
-            prepared = training.prepare(config)
+            resolve_sampler(config, self.registry)  # the sampler's options, with its defaults written in
+            if not start:
+                self.app.call_from_thread(status.update, "validating (loading data, checking overlap)…")
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / "run.json"
+                    path.write_text(config.model_dump_json())
+                    lines = self.app.run_cli("run", "--config", str(path), "--check")
+                self.app.call_from_thread(status.update, "[green]valid[/green]\n" + lines)
+                return
         except (XlbenchError, ValueError) as exc:
             self.app.call_from_thread(status.update, f"[red]{exc}[/red]")
             self.app.call_from_thread(self.app.show_error, str(exc))
             return
-        lines = training.describe_data(prepared)
-        if not start:
-            self.app.call_from_thread(status.update, "[green]valid[/green]\n" + "\n".join(lines))
-            return
-        import json
-
         run = self.app.store.create_run(kind="train", name=config.name or "fine-tune", config=json.loads(config.model_dump_json()))
         self.app.start_worker(run.id)
         self.app.call_from_thread(self.app.notify, f"run {run.id} started in a worker process")

@@ -215,11 +215,10 @@ class RunScreen(TabbedScreen):
         self.app.push_screen(ConfirmDialog(f"Cancel run {self.run_id}? It stops at its next step and keeps a checkpoint."), done)
 
     def action_resume_run(self) -> None:
-        def resume() -> None:
-            self.app.store.requeue(self.run_id)
-            self.app.start_worker(self.run_id)
+        from xlbench.launch import resume
 
-        self.app.guard(resume, f"run {self.run_id} queued again; a worker resumes it from its last checkpoint")
+        self.app.guard(lambda: resume(self.app.store, self.run_id),
+                       f"run {self.run_id} queued again; a worker resumes it from its last checkpoint")
 
     def action_reevaluate(self) -> None:
         self.app.guard(lambda: self.app.reevaluate(self.run_id), None)
@@ -238,6 +237,6 @@ def config_text(config: dict, env: dict):
     """The config tab: the run's whole config, then where it ran."""
     from rich.text import Text
 
-    from xlbench.core.environment import summary_lines
+    from xlbench.core.facts import summary_lines
 
     return Text(json.dumps(config, indent=2) + "\n\nwhere it ran\n" + "\n".join(summary_lines(env)))

