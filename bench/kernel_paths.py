@@ -53,7 +53,7 @@ def child(model: str, languages, out: Path, threads: int) -> None:
 
 def report(ds, q, c):
     from xlbench.core.ranking import rank_relevant
-    from xlbench.core.settings import LareqaRanks, lareqa_report
+    from xlbench.core.lareqa_report import LareqaRanks, lareqa_report
 
     block, pool = rank_relevant(q, c, ds.lang_offsets, ds.relevant)
     ranks = LareqaRanks(ds.languages, ds.query_ids, ds.query_lang, block, pool, np.diff(ds.lang_offsets))

@@ -139,7 +139,7 @@ def synthetic_ranks(x: float, seed: int, *, languages=("de", "en", "zh"), questi
     """LAReQA ranks of a made-up system that gets better with ``x`` (times ``strength``): every
     question has a fixed difficulty, so systems are paired on questions; ``seed`` adds run noise.
     Integer draws only, so the ranks (and every metric) are the same on every machine."""
-    from xlbench.core.settings import LareqaRanks
+    from xlbench.core.lareqa_report import LareqaRanks
 
     n_lang = len(languages)
     difficulty = np.random.default_rng(12345).integers(1, 16, size=(questions, n_lang, n_lang))
@@ -162,7 +162,7 @@ def store_synthetic_sweep(store, xs=(0, 0.5, 1), seeds=(1, 2, 3), *, strength: f
     """A sweep over ``sampler.alpha`` × ``train.seed`` whose runs finished with synthetic XQuAD-R
     results (:func:`synthetic_ranks`); returns ``(sweep id, run ids)``."""
     from xlbench.core.evaluate import DatasetResult
-    from xlbench.core.settings import PAYLOAD_FORMAT, lareqa_report
+    from xlbench.core.lareqa_report import PAYLOAD_FORMAT, lareqa_report
     from xlbench.store.results import result_rows
 
     configs = [(f"{name}: sampler.alpha={x}, train.seed={s}", {"sampler": {"name": "hybrid", "alpha": x},

@@ -174,7 +174,7 @@ def _signed(v: float | None) -> str:
 
 def print_comparison(console: Console, comparison) -> None:
     """The compare table, config differences and Δ matrices, as Rich renderables."""
-    from xlbench.exports import row_label
+    from xlbench.compare_tables import row_label
 
     table = Table(title="comparison (Δ to the first column; * p<.05 ** p<.01 *** p<.001, Holm-corrected paired tests)")
     table.add_column("row")

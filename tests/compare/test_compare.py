@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import PLUGINS
 from tests.helpers import xlbench
 from xlbench.core.compare import compare_runs, lareqa_units
-from xlbench.core.settings import LareqaRanks, lareqa_report
+from xlbench.core.lareqa_report import LareqaRanks, lareqa_report
 from xlbench.store.store import Store
 
 

@@ -80,6 +80,15 @@ def test_an_incomplete_sweep_says_so_and_one_run_has_no_interval(store):
     assert any("not complete" in n for n in study.notes)
 
 
+def test_a_sweep_with_one_finished_run_shows_it_without_tests(store):
+    sweep_id, ids = store_synthetic_sweep(store, (0,), seeds=(1,))
+    study = _study(store, ids)
+    assert study.xs == [0] and study.references == [0] and all(not p.tests for r in study.rows for p in r.points)
+    assert "nothing to test against" in study.legend()
+    for fmt in ("table", "md", "json"):
+        assert xlbench("sweep", "show", str(sweep_id), "--format", fmt).returncode == 0
+
+
 def test_sweep_show_prints_table_curves_markdown_and_json(store):
     sweep_id, ids = store_synthetic_sweep(store, XS, seeds=(1, 2, 3))
     res = xlbench("sweep", "show", str(sweep_id), "--permutations", "2000", env={"COLUMNS": "160"})

@@ -50,7 +50,7 @@ def test_default_database_lives_in_the_workspace(workspace):
 
 
 def test_run_lifecycle_and_results(store):
-    from xlbench.core.settings import Cell
+    from xlbench.core.lareqa_report import Cell
     from xlbench.store.results import report_from_rows, result_rows
 
     run = store.create_run(kind="eval", name="t", config={"a": 1})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.tui.fixtures import make_results
-from xlbench.core.settings import LareqaRanks
+from xlbench.core.lareqa_report import LareqaRanks
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from xlbench.cli import _console, _store, app
+from xlbench.core.integrity import write_text_atomic
 from xlbench.errors import ConfigError
 
 FORMATS = ("table", "md", "latex", "csv", "json")
@@ -72,7 +73,7 @@ def compare_cmd(
       xlbench compare 4 5 6 --format md --output docs/results.md
     """
     from xlbench.core.compare import compare_runs, flatten, group_runs
-    from xlbench.exports import RENDERERS, matrix_csv as render_matrix
+    from xlbench.compare_tables import RENDERERS, matrix_csv as render_matrix
 
     if output_format not in FORMATS:
         raise ConfigError(f"unknown format {output_format!r}; choose one of {', '.join(FORMATS)}")
@@ -91,7 +92,7 @@ def compare_cmd(
                   for g in groups]
     comparison = compare_runs(inputs, groups=groups, labels=labels, permutations=permutations, seed=seed)
     if matrix_csv:
-        matrix_csv.write_text(render_matrix(comparison))
+        write_text_atomic(matrix_csv, render_matrix(comparison))
     if output_format == "table":
         from xlbench.console import print_comparison
 
@@ -100,7 +101,7 @@ def compare_cmd(
     text = RENDERERS[output_format](comparison)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        write_text_atomic(output, text)
         _console(stderr=True).print(f"wrote {output}")
     else:
         print(text, end="")

@@ -126,7 +126,7 @@ def run_cmd(
     if check:
         print("\n".join(training.describe_data(prepared)))
         return
-    from xlbench.parallel_env import Distributed
+    from xlbench.distributed import Distributed
 
     dist = Distributed.from_env()
     run_id = dist.broadcast_run_id(lambda: store.create_run(kind="train", name=config.name or "fine-tune",

@@ -25,7 +25,7 @@ import numpy as np
 
 from xlbench.core.facts import facts_diff
 from xlbench.core.metrics import RANK_METRICS, language_bias, trec_ndcg_cut, trec_recall
-from xlbench.core.settings import PAYLOAD_FORMAT, LareqaRanks
+from xlbench.core.lareqa_report import PAYLOAD_FORMAT, LareqaRanks
 from xlbench.core.significance import holm, paired_test, stars
 
 LAREQA_ROWS = [(f, m) for f in ("mono", "cross", "multi") for m in ("map", "r@1", "r@10")] + [

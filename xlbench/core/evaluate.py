@@ -25,7 +25,7 @@ from xlbench.core.index import TopK
 from xlbench.core.metrics import trec_ndcg_cut, trec_recall
 from xlbench.core.progress import Reporter
 from xlbench.core.ranking import DEFAULT_BUDGET_BYTES, rank_relevant
-from xlbench.core.settings import PAYLOAD_FORMAT, Cell, LareqaRanks, lareqa_report
+from xlbench.core.lareqa_report import PAYLOAD_FORMAT, Cell, LareqaRanks, lareqa_report
 from xlbench.errors import PluginError
 
 MIRACL_PAYLOAD_FORMAT = "miracl-hits-v1"

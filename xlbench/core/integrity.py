@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -57,6 +58,31 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 def write_json_atomic(path: Path, data: dict, **dump) -> None:
     atomic_write(path, lambda fh: fh.write(json.dumps(data, **dump).encode("utf-8")))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def atomic_dir(final: Path, write: Callable[[Path], None]) -> Path:
+    """The folder version of :func:`atomic_write`: ``write(tmp)`` fills a temporary sibling, which
+    then takes ``final``'s place (an existing ``final`` is moved aside first, then removed), so a
+    reader never sees half a folder; a failure removes the temporary one."""
+    final = Path(final)
+    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.with_name(final.name + f".old{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
 
 
 def read_manifest(path: Path, kind: str) -> dict:

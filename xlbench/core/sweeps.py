@@ -32,7 +32,7 @@ from xlbench.core.compare import (
     flatten,
     row_units,
 )
-from xlbench.core.settings import PAYLOAD_FORMAT
+from xlbench.core.lareqa_report import PAYLOAD_FORMAT
 from xlbench.core.significance import (
     DEFAULT_PERMUTATIONS,
     holm,
@@ -131,6 +131,8 @@ class SweepStudy:
         return text
 
     def legend(self) -> str:
+        if len(self.references) < 2:
+            return "mean ± 95 % CI over seeds (Student t); one grid value so far: nothing to test against"
         a, b = (f"{self.x_key}={self.xs[i]}" for i in self.references)
         return (f"mean ± 95 % CI over seeds (Student t); a / b: different from {a} / {b}, paired randomization "
                 f"test on per-question scores averaged over seeds ({self.permutations:,} permutations), Holm over "

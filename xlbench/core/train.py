@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
 import signal
 import threading
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xlbench.core.integrity import manifest_for, read_manifest, verify, write_json_atomic
+from xlbench.core.integrity import atomic_dir, manifest_for, read_manifest, verify, write_json_atomic
 from xlbench.core.progress import Reporter
 from xlbench.errors import Cancelled, ConfigError, TrainingError
 
@@ -388,7 +387,7 @@ class Trainer:
             self.state.best_val, self.state.best_step, self.state.bad_validations = val, self.state.step, 0
             if self.rank == 0:
                 self.before_write()
-                self._atomic_dir(self.run_dir / "best", lambda d: self.enc.save(d))
+                atomic_dir(self.run_dir / "best", lambda d: self.enc.save(d))
         else:
             self.state.bad_validations += 1
         if self.s.patience and self.state.bad_validations >= self.s.patience:
@@ -398,19 +397,6 @@ class Trainer:
         return False
 
     # --- checkpoints ------------------------------------------------------------------
-
-    @staticmethod
-    def _atomic_dir(final: Path, write: Callable[[Path], None]) -> Path:
-        tmp = final.with_name(final.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        write(tmp)
-        old = final.with_name(final.name + f".old{os.getpid()}")
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-        return final
 
     def save_checkpoint(self) -> Path | None:
         if self.rank != 0:
@@ -430,7 +416,7 @@ class Trainer:
             (d / "trainer.json").write_text(json.dumps({**asdict(self.state), "settings": asdict(self.s)}))
             write_json_atomic(d / CHECKPOINT_MANIFEST, manifest_for(sorted(d.iterdir()), CHECKPOINT_FORMAT, step=step))
 
-        path = self._atomic_dir(self.run_dir / "checkpoints" / f"step-{step:08d}", write)
+        path = atomic_dir(self.run_dir / "checkpoints" / f"step-{step:08d}", write)
         kept = sorted((self.run_dir / "checkpoints").glob("step-*"))
         for old in kept[: -max(1, self.s.keep_checkpoints)]:
             if old.name.startswith("step-") and "." not in old.name:

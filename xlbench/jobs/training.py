@@ -148,7 +148,7 @@ def run_dir(run_id: int) -> Path:
 
 def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resume: bool = False) -> None:
     from xlbench.core.train import TrainSettings, Trainer
-    from xlbench.parallel_env import Distributed
+    from xlbench.distributed import Distributed
     from xlbench.worker import execute
 
     config = prepared.config
@@ -246,7 +246,9 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
         trainable.save(folder)
         (folder / INFO_FILE).write_text(json.dumps(info, indent=2))
 
-    Trainer._atomic_dir(final, save)
+    from xlbench.core.integrity import atomic_dir
+
+    atomic_dir(final, save)
     reporter.event(f"saved the fine-tuned model to {final} (model run-{run_id}: {label})")
     final_eval = prepared.eval_config.model_copy(update={"model": str(final), "encoder": None, "encoder_options": {}})
     evaluation.run(store, run_id, evaluation.prepare(final_eval, prepared.registry), reporter, register_as=f"run-{run_id}")

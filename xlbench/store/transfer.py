@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import select
 
+from xlbench.core.integrity import write_text_atomic
 from xlbench.errors import DataError, StoreError
 from xlbench.store.database import session
 from xlbench.store.models import (ACTIVE_STATUSES, RUN_STATUSES, Checkpoint, Dataset, Metric, Model, QueryResult, Run,
@@ -66,7 +67,7 @@ def write_export(store, run_ids: list[int], path) -> int:
     docs = [export_run(store, i) for i in run_ids]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(docs[0] if len(docs) == 1 else docs))
+    write_text_atomic(path, json.dumps(docs[0] if len(docs) == 1 else docs))
     return len(docs)
 
 
@@ -147,7 +148,7 @@ class _Doc:
             self.fail(f"{place}.payload", "not base64")
         try:
             if fmt == "lareqa-ranks-v1":
-                from xlbench.core.settings import LareqaRanks
+                from xlbench.core.lareqa_report import LareqaRanks
 
                 LareqaRanks.from_bytes(raw)  # numpy arrays only, no pickle
             else:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from xlbench.core.data.lareqa import LareqaSet, load_lareqa
 from xlbench.core.data.miracl import MiraclSet, download_from_hub, load_miracl
+from xlbench.core.integrity import atomic_write
 from xlbench.errors import ConfigError, DataError
 
 LAREQA_REPO = "https://raw.githubusercontent.com/google-research-datasets/lareqa"
@@ -134,9 +135,7 @@ def download_mlqa_r(dest: Path) -> Path:
         got = _sha256(data)
         if got != want:
             raise DataError(url, "", f"sha256 {got[:16]}… does not match the expected {want[:16]}…; refusing the file")
-        tmp = target.with_name(name + ".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        atomic_write(target, lambda fh: fh.write(data))
     return dest
 
 

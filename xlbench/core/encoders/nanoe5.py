@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,44 +190,45 @@ def build(model: str, folder: Path, *, progress=None) -> Path:
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
+    from xlbench.core.integrity import atomic_dir
+
     src = source_file(model)
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    f = read_e5_file(src)
-    hf_dir = tmp / "hf"
-    config = BertConfig(
-        vocab_size=f.vocab, hidden_size=f.hidden, num_hidden_layers=f.layers, num_attention_heads=f.heads,
-        intermediate_size=f.intermediate, max_position_embeddings=f.max_positions,
-        type_vocab_size=f.type_vocab, layer_norm_eps=f.eps, pad_token_id=f.special["pad"],
-    )
-    bert = BertModel(config, add_pooling_layer=False)
-    state = {k: torch.from_numpy(v) for k, v in _bert_state_dict(f).items()}
-    missing, unexpected = bert.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if "position_ids" not in k]:
-        raise ModelError(f"{src}: tensors do not fit BERT (missing {missing}, unexpected {unexpected})")
-    bert.save_pretrained(hf_dir)
-    PreTrainedTokenizerFast(
-        tokenizer_object=_tokenizer(f), bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-        pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
-        model_max_length=f.max_positions,
-    ).save_pretrained(hf_dir)
-    transformer = Transformer(str(hf_dir), max_seq_length=f.max_positions)
-    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
-    st = SentenceTransformer(
-        modules=[transformer, pooling, Normalize()], device="cpu",
-        prompts={"query": "query: ", "passage": "passage: "},
-    )
-    st.save(str(tmp))
-    info = {
-        "label": LABEL,
-        "source": f"{SPEC_PREFIX}{model}",
-        "quantisation": "Q4_0 4-bit weights dequantised to float32; not the official checkpoint",
-        "source_file_sha256": hashlib.sha256(f.raw).hexdigest(),
-    }
-    (tmp / INFO_FILE).write_text(json.dumps(info, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return folder
+
+    def fill(tmp: Path) -> None:
+        f = read_e5_file(src)
+        hf_dir = tmp / "hf"
+        config = BertConfig(
+            vocab_size=f.vocab, hidden_size=f.hidden, num_hidden_layers=f.layers, num_attention_heads=f.heads,
+            intermediate_size=f.intermediate, max_position_embeddings=f.max_positions,
+            type_vocab_size=f.type_vocab, layer_norm_eps=f.eps, pad_token_id=f.special["pad"],
+        )
+        bert = BertModel(config, add_pooling_layer=False)
+        state = {k: torch.from_numpy(v) for k, v in _bert_state_dict(f).items()}
+        missing, unexpected = bert.load_state_dict(state, strict=False)
+        if unexpected or [k for k in missing if "position_ids" not in k]:
+            raise ModelError(f"{src}: tensors do not fit BERT (missing {missing}, unexpected {unexpected})")
+        bert.save_pretrained(hf_dir)
+        PreTrainedTokenizerFast(
+            tokenizer_object=_tokenizer(f), bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+            pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
+            model_max_length=f.max_positions,
+        ).save_pretrained(hf_dir)
+        transformer = Transformer(str(hf_dir), max_seq_length=f.max_positions)
+        pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+        st = SentenceTransformer(
+            modules=[transformer, pooling, Normalize()], device="cpu",
+            prompts={"query": "query: ", "passage": "passage: "},
+        )
+        st.save(str(tmp))
+        info = {
+            "label": LABEL,
+            "source": f"{SPEC_PREFIX}{model}",
+            "quantisation": "Q4_0 4-bit weights dequantised to float32; not the official checkpoint",
+            "source_file_sha256": hashlib.sha256(f.raw).hexdigest(),
+        }
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2))
+
+    return atomic_dir(folder, fill)
 
 
 def ensure_built(model: str, cache_root: Path) -> Path:

@@ -64,7 +64,7 @@ class CompareScreen(TabbedScreen):
         self.app.call_from_thread(self.show, comparison, curves, missing)
 
     def show(self, comparison, curves, missing) -> None:
-        from xlbench.exports import row_label
+        from xlbench.compare_tables import row_label
 
         self.comparison = comparison
         self.query_one("#curves", LossPlot).set_series({k: v for k, v in curves.items() if v[0]})
