@@ -53,7 +53,8 @@ def training_step_seconds(n_steps: int) -> float:
     from xlbench.core.encoders.st import SentenceTransformerEncoder
     from xlbench.core.encoders.tiny import build_tiny_model
     from xlbench.core.samplers.builtin import HybridSampler
-    from xlbench.core.train import TrainSettings, Trainer
+    from xlbench.core.train import Trainer
+    from xlbench.core.train_settings import TrainSettings
 
     corpus = load_lareqa_training(bundled_xquad_r(), languages=["de", "en", "es"], candidate_text="sentence")
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +62,7 @@ def training_step_seconds(n_steps: int) -> float:
         folder = build_tiny_model(Path(tmp) / "tiny", texts, max_seq_length=64)
         enc = SentenceTransformerEncoder(str(folder))
         sampler = HybridSampler(corpus, batch_size=100, seed=0)
-        trainer = Trainer(enc.trainable(), corpus, sampler, TrainSettings(batch_size=100, max_steps=n_steps + 1),
+        trainer = Trainer(enc.trainable(), corpus, sampler, TrainSettings(batch_size=100, max_steps=n_steps + 1, val_every=0, checkpoint_every=0),
                           run_dir=Path(tmp) / "run")
         batches = iter(sampler)
         trainer.step(next(batches))  # warm-up

@@ -36,7 +36,7 @@ def test_toml_config_and_set_overrides(tmp_path):
     (["--set", "sampler.alpah=0.3"], "has no option alpah (valid: alpha, mode, weights)"),
     (["--set", "sampler.alpha=2"], "must lie in [0.0, 1.0]"),
     (["--set", "eval.candidate_text=context"], "eval.candidate_text: must be one of sentence+context, sentence"),
-    (["--preset", "nope"], "no preset 'nope' (available: default, offline, paper-labse, paper-xlmr)"),
+    (["--preset", "nope"], "no preset 'nope' (available: alpha-study, default, offline, paper-labse, paper-xlmr)"),
 ])
 def test_bad_run_requests_are_one_line_and_write_nothing(workspace, args, message):
     res = xlbench("run", "--headless", *args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from xlbench.core.data.lareqa import CANDIDATE_TEXT_MODES
+from xlbench.core.train_settings import TrainSettings
 from xlbench.errors import ConfigError
 
 
@@ -125,37 +126,6 @@ class ModelSection(BaseModel):
     passage_prompt: str | None = None
 
 
-class TrainSection(BaseModel):
-    # Bounds stop a run that could only waste time or lie: lr ≤ 0 or NaN never learns, max_steps ≤ 0
-    # would register an untrained model as fine-tuned, checkpoint_every < 0 would checkpoint every step.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    lr: float = Field(3e-5, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_steps: int = Field(0, ge=0)
-    max_steps: int = Field(100, ge=1)
-    batch_size: int = Field(16, ge=1)
-    mini_batch: int | None = Field(None, ge=1)
-    scale: float = Field(20.0, gt=0)
-    hard_negatives: bool = True
-    freeze_embeddings: bool = False
-    precision: str = "fp32"
-    grad_clip: float = Field(1.0, ge=0)  # 0: no clipping
-    seed: int = 0
-    val_share: float = Field(0.05, ge=0, lt=1)  # share of item groups held out for validation loss
-    val_every: int = Field(50, ge=0)  # 0: never validate
-    val_batches: int = Field(4, ge=1)
-    patience: int = Field(0, ge=0)  # 0: never stop early
-    checkpoint_every: int = Field(50, ge=0)  # 0: only the final model
-    keep_checkpoints: int = Field(2, ge=1)
-
-    @field_validator("precision")
-    @classmethod
-    def _precision(cls, v: str) -> str:
-        if v not in ("fp32", "bf16", "fp16"):
-            raise ValueError("must be fp32, bf16 or fp16")
-        return v
-
-
 class SamplerSection(BaseModel):
     """``name`` plus the sampler's own options as sibling keys (``sampler.alpha = 0.5``)."""
 
@@ -179,7 +149,7 @@ class RunConfig(BaseModel):
     name: str | None = None
     model: ModelSection = Field(default_factory=ModelSection)
     data: TrainData = Field(default_factory=TrainData)
-    train: TrainSection = Field(default_factory=TrainSection)
+    train: TrainSettings = Field(default_factory=TrainSettings)
     sampler: SamplerSection = Field(default_factory=SamplerSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     allow_overlap: bool = False

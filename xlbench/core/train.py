@@ -32,6 +32,7 @@ import numpy as np
 
 from xlbench.core.integrity import atomic_dir, manifest_for, read_manifest, verify, write_json_atomic
 from xlbench.core.progress import Reporter
+from xlbench.core.train_settings import TrainSettings
 from xlbench.errors import Cancelled, ConfigError, TrainingError
 
 CHECKPOINT_FORMAT = "xlbench-checkpoint-v1"
@@ -43,27 +44,6 @@ def verify_checkpoint(path: Path) -> int:
     manifest = read_manifest(Path(path) / CHECKPOINT_MANIFEST, CHECKPOINT_FORMAT)
     verify(Path(path), manifest)
     return int(manifest.get("step", -1))
-
-
-@dataclass
-class TrainSettings:
-    lr: float = 3e-5
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
-    max_steps: int = 100
-    batch_size: int = 16
-    mini_batch: int | None = None  # cached InfoNCE: forward/backward in chunks of this size
-    scale: float = 20.0
-    hard_negatives: bool = True
-    freeze_embeddings: bool = False
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (the latter two on CUDA)
-    grad_clip: float = 1.0
-    seed: int = 0
-    val_every: int = 0  # 0: never validate
-    val_batches: int = 4
-    patience: int = 0  # validations without improvement before stopping; 0: never stop early
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 2
 
 
 @dataclass
@@ -413,7 +393,7 @@ class Trainer:
                         "rng": self._rng_state(),
                         "scaler": self.scaler.state_dict() if self.scaler else None}, d / "optimizer.pt")
             (d / "sampler.json").write_text(json.dumps(self.sampler.state()))
-            (d / "trainer.json").write_text(json.dumps({**asdict(self.state), "settings": asdict(self.s)}))
+            (d / "trainer.json").write_text(json.dumps({**asdict(self.state), "settings": self.s.model_dump()}))
             write_json_atomic(d / CHECKPOINT_MANIFEST, manifest_for(sorted(d.iterdir()), CHECKPOINT_FORMAT, step=step))
 
         path = atomic_dir(self.run_dir / "checkpoints" / f"step-{step:08d}", write)

@@ -147,7 +147,7 @@ def run_dir(run_id: int) -> Path:
 
 
 def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resume: bool = False) -> None:
-    from xlbench.core.train import TrainSettings, Trainer
+    from xlbench.core.train import Trainer
     from xlbench.distributed import Distributed
     from xlbench.worker import execute
 
@@ -178,7 +178,6 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
     sampler = prepared.sampler_class(train_corpus, batch_size=config.train.batch_size, seed=config.train.seed,
                                      **prepared.sampler_options)
     t = config.train
-    settings = TrainSettings(**t.model_dump(exclude={"val_share"}))  # val_share was spent on the split
     points = _PointWriter(store, run_id) if lead else None
     directory = run_dir(run_id)
 
@@ -205,7 +204,7 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
         except ConfigError as exc:
             reporter.event(f"no validation loss: the held-out share is too small for this sampler ({exc})", "warning")
             val_corpus = None
-    trainer = Trainer(trainable, train_corpus, sampler, settings, reporter=reporter,
+    trainer = Trainer(trainable, train_corpus, sampler, t, reporter=reporter,
                       val_corpus=val_corpus,
                       val_sampler_factory=val_sampler, run_dir=directory, on_step=on_step if lead else None,
                       on_validation=on_validation if lead else None, on_checkpoint=on_checkpoint if lead else None,
