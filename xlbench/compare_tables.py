@@ -12,9 +12,7 @@ import io
 import json
 
 from xlbench.core.compare import Comparison, Row
-
-METRIC_LABEL = {"map": "mAP", "r@1": "R@1", "r@10": "R@10", "rank_distance": "rank distance", "max_at_r": "Max@R",
-                "ndcg@10": "nDCG@10", "r@100": "R@100"}
+from xlbench.core.metrics import spec
 
 
 def _value(row: Row, k: int) -> str:
@@ -33,7 +31,7 @@ def _delta(row: Row, k: int) -> str:
 
 
 def row_label(row: Row) -> str:
-    return f"{row.dataset} {row.family} {METRIC_LABEL.get(row.metric, row.metric)}"
+    return f"{row.dataset} {row.family} {spec(row.metric).label}"
 
 
 def to_markdown(c: Comparison) -> str:

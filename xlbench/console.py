@@ -7,9 +7,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich import box
 from rich.table import Table
 
+from xlbench.core.metrics import RANK_METRICS
 from xlbench.core.progress import Reporter
 
-FAMILY_METRICS = ("map", "r@1", "r@10", "ndcg@10", "mrr@10")
 
 
 class RichReporter(Reporter):
@@ -63,7 +63,7 @@ def _fmt(value, digits: int = 3) -> str:
 
 def family_table(report: dict) -> Table:
     summary = report["summary"]
-    metrics = [m for m in FAMILY_METRICS if any(m in v for v in summary.values())] or sorted(
+    metrics = [m for m in RANK_METRICS if any(m in v for v in summary.values())] or sorted(
         {k for v in summary.values() for k in v if k != "n_cells"})
     table = Table(title=f"{report['dataset']}: family means (macro over cells)")
     table.add_column("family")

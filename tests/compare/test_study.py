@@ -97,7 +97,7 @@ def test_sweep_show_prints_table_curves_markdown_and_json(store):
     assert "a*** b***" in res.stdout and "sampler.alpha" in res.stdout
     assert "rank distance (lower is better)" in res.stdout  # the curves (plotext)
     md = xlbench("sweep", "show", str(sweep_id), "--format", "md", "--no-plot", "--permutations", "2000")
-    assert md.returncode == 0 and md.stdout.startswith("| sampler.alpha | runs | mono map | cross map | multi map |")
+    assert md.returncode == 0 and md.stdout.startswith("| sampler.alpha | runs | mono mAP | cross mAP | multi mAP |")
     doc = json.loads(xlbench("sweep", "show", str(sweep_id), "--format", "json", "--permutations", "2000").stdout)
     study = _study(store, ids)
     assert doc["x"] == [0, 0.5, 1] and doc["references"] == [0, 1]

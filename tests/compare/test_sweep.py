@@ -53,7 +53,7 @@ def test_sweep_runs_from_queue_survives_killed_queue_and_shows_curve(tmp_path, t
     show = xlbench("sweep", "show", "1")
     assert show.returncode == 0, show.stderr
     assert "mean ± 95 % CI over seeds" in show.stdout and "by sampler.alpha" in show.stdout
-    assert "mono map" in show.stdout and "rank distance (lower is better)" in show.stdout  # the plotext curves
+    assert "mono mAP" in show.stdout and "rank distance (lower is better)" in show.stdout  # the plotext curves
 
 
 @pytest.mark.slow

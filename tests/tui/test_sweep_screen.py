@@ -47,7 +47,7 @@ async def test_sweeps_list_opens_the_study_and_its_runs(sweep_app):
         assert isinstance(screen, SweepScreen) and screen.study is not None
         plots = list(screen.query(StudyPlot))
         assert all(p.display for p in plots) and len(plots) == 4
-        assert [r.label for r in screen.study.rows] == ["mono map", "cross map", "multi map", "rank distance"]
+        assert [r.label for r in screen.study.rows] == ["mono mAP", "cross mAP", "multi mAP", "rank distance"]
         await pilot.press("2")
         rows = _cells(screen.query_one("#study-table", DataTable))
         assert [r[0] for r in rows] == ["0", "0.25", "0.5", "0.75", "1"] and all(r[1] == "3" for r in rows)

@@ -24,15 +24,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xlbench.core.facts import facts_diff
-from xlbench.core.metrics import RANK_METRICS, language_bias, trec_ndcg_cut, trec_recall
 from xlbench.core.lareqa_report import PAYLOAD_FORMAT, LareqaRanks
+from xlbench.core.metrics import (
+    METRICS,
+    RANK_METRICS,
+    language_bias,
+    spec,
+    trec_ndcg_cut,
+    trec_recall,
+)
 from xlbench.core.significance import holm, paired_test, stars
 
-LAREQA_ROWS = [(f, m) for f in ("mono", "cross", "multi") for m in ("map", "r@1", "r@10")] + [
-    ("bias", "rank_distance"), ("bias", "max_at_r")]
-MIRACL_ROWS = [("mono", "ndcg@10"), ("mono", "r@100")]
-LOWER_IS_BETTER = {"rank_distance", "max_at_r"}
-RANK_VALUED = {"rank_distance", "max_at_r"}  # positions in a ranking: shown with one decimal, scores with three
+# The rows of a compare table, from the metric registry (xlbench.core.metrics.METRICS).
+LAREQA_ROWS = [(f, m.name) for f in ("mono", "cross", "multi") for m in METRICS.values() if "lareqa" in m.compared] + [
+    ("bias", m.name) for m in METRICS.values() if "bias" in m.compared]
+MIRACL_ROWS = [("mono", m.name) for m in METRICS.values() if "miracl" in m.compared]
 
 
 @dataclass
@@ -69,11 +75,11 @@ class Row:
 
     @property
     def lower_is_better(self) -> bool:
-        return self.metric in LOWER_IS_BETTER
+        return spec(self.metric).lower_is_better
 
     @property
     def digits(self) -> int:
-        return 1 if self.metric in RANK_VALUED else 3
+        return spec(self.metric).digits
 
     def best(self) -> int:
         values = [c.value for c in self.cells]

@@ -14,6 +14,9 @@ sorted ascending, which equals ``sklearn.metrics.average_precision_score`` on th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -58,13 +61,40 @@ def ndcg_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
     return np.divide(dcg, ideal, out=np.zeros(len(r)), where=ideal > 0)
 
 
-RANK_METRICS = {
-    "map": average_precision,
-    "r@1": lambda r: recall_at_k(r, 1),
-    "r@10": lambda r: recall_at_k(r, 10),
-    "ndcg@10": lambda r: ndcg_at_k(r, 10),
-    "mrr@10": lambda r: mrr_at_k(r, 10),
-}
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric, for everything that computes, stores, shows or tests it (the one list)."""
+
+    name: str  # key in the results JSON and the metrics table
+    label: str  # in tables and titles
+    per_query: Callable[[np.ndarray], np.ndarray] | None = None  # relevant ranks → per-query values
+    lower_is_better: bool = False
+    rank_valued: bool = False  # a position in a ranking: shown with one decimal (scores with three)
+    compared: tuple[str, ...] = ()  # result kinds whose compare table tests it: "lareqa", "miracl", "bias"
+
+    @property
+    def digits(self) -> int:
+        return 1 if self.rank_valued else 3
+
+
+METRICS: dict[str, MetricSpec] = {m.name: m for m in (
+    MetricSpec("map", "mAP", average_precision, compared=("lareqa",)),
+    MetricSpec("r@1", "R@1", lambda r: recall_at_k(r, 1), compared=("lareqa",)),
+    MetricSpec("r@10", "R@10", lambda r: recall_at_k(r, 10), compared=("lareqa",)),
+    MetricSpec("ndcg@10", "nDCG@10", lambda r: ndcg_at_k(r, 10), compared=("miracl",)),
+    MetricSpec("mrr@10", "MRR@10", lambda r: mrr_at_k(r, 10)),
+    MetricSpec("r@100", "R@100", compared=("miracl",)),  # MIRACL: trec_recall over the judged documents
+    MetricSpec("rank_distance", "rank distance", lower_is_better=True, rank_valued=True, compared=("bias",)),
+    MetricSpec("max_at_r", "Max@R", lower_is_better=True, rank_valued=True, compared=("bias",)),
+    MetricSpec("lang_pref", "own pref"),
+)}
+# The per-query rank metrics every LAReQA cell stores (and the heatmap and family tables show).
+RANK_METRICS = {m.name: m.per_query for m in METRICS.values() if m.per_query is not None}
+
+
+def spec(name: str) -> MetricSpec:
+    """The registry entry of ``name`` (an unknown name: a plain score with three decimals)."""
+    return METRICS.get(name) or MetricSpec(name, name)
 
 
 def rank_metrics(ranks: np.ndarray) -> dict[str, np.ndarray]:

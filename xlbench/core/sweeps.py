@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xlbench.core.compare import (
-    LOWER_IS_BETTER,
     MIRACL_ROWS,
-    RANK_VALUED,
     RunInput,
     aligned_units,
     common_results,
@@ -33,6 +31,7 @@ from xlbench.core.compare import (
     row_units,
 )
 from xlbench.core.lareqa_report import PAYLOAD_FORMAT
+from xlbench.core.metrics import spec
 from xlbench.core.significance import (
     DEFAULT_PERMUTATIONS,
     holm,
@@ -95,15 +94,16 @@ class StudyRow:
 
     @property
     def label(self) -> str:
-        return "rank distance" if self.metric == "rank_distance" else f"{self.family} {self.metric}"
+        m = spec(self.metric)
+        return m.label if self.family == "bias" else f"{self.family} {m.label}"
 
     @property
     def lower_is_better(self) -> bool:
-        return self.metric in LOWER_IS_BETTER
+        return spec(self.metric).lower_is_better
 
     @property
     def digits(self) -> int:
-        return 1 if self.metric in RANK_VALUED else 3
+        return spec(self.metric).digits
 
 
 @dataclass

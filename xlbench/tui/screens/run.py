@@ -13,14 +13,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, RichLog, Static, TabbedContent, TabPane
 
+from xlbench.core.metrics import RANK_METRICS
+from xlbench.store.views import duration
 from xlbench.tui.screens.tabbed import TabbedScreen, tab_bindings
 from xlbench.tui.widgets.bias import BiasRanking
 from xlbench.tui.widgets.heatmap import Heatmap
 from xlbench.tui.widgets.loss_plot import LossPlot
-from xlbench.store.views import duration
 from xlbench.tui.widgets.run_table import bar
 
-HEAT_METRICS = ("map", "r@1", "r@10", "ndcg@10", "mrr@10")
+HEAT_METRICS = tuple(RANK_METRICS)  # the metric registry's per-query metrics, t cycles through them
 PLOT_SECONDS = 3.0
 
 
