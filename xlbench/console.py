@@ -101,25 +101,24 @@ def matrix_table(report: dict, metric: str = "map") -> Table | None:
 
 
 def bias_table(report: dict) -> Table | None:
+    """Languages ranked by how visible their answers are in the multilingual pool (most visible
+    first), with each query language's rank distance, Max@R and own-language preference."""
     bias = report.get("bias") or {}
     if not bias:
         return None
-    vis = {v["lang"]: (i + 1, v["mean_rank"]) for i, v in enumerate(bias.get("visibility", []))}
-    langs = sorted(set(bias.get("rank_distance", {}).get("per_lang", {})) | set(vis))
-    table = Table(title=f"{report['dataset']}: language bias in the multilingual pool (lower rank distance is better)")
-    for col in ("lang", "rank distance", "Max@R", "own-lang pref", "visibility (mean rank)", "bias rank"):
-        table.add_column(col, justify="right" if col != "lang" else "left")
-    for lang in langs:
-        table.add_row(
-            lang,
-            _fmt(bias.get("rank_distance", {}).get("per_lang", {}).get(lang), 1),
-            _fmt(bias.get("max_at_r", {}).get("per_lang", {}).get(lang), 1),
-            _fmt(bias.get("lang_pref", {}).get("per_lang", {}).get(lang)),
-            _fmt(vis.get(lang, (None, None))[1], 1),
-            str(vis.get(lang, ("–",))[0]),
-        )
-    table.add_row("macro", _fmt(bias.get("rank_distance", {}).get("macro"), 1), _fmt(bias.get("max_at_r", {}).get("macro"), 1),
-                  _fmt(bias.get("lang_pref", {}).get("macro")), "", "", style="bold")
+    per = {k: bias.get(k, {}).get("per_lang", {}) for k in ("rank_distance", "max_at_r", "lang_pref")}
+    ranked = [v["lang"] for v in bias.get("visibility", [])]
+    langs = ranked + sorted(set(per["rank_distance"]) - set(ranked))
+    vis = {v["lang"]: v["mean_rank"] for v in bias.get("visibility", [])}
+    table = Table(title=f"{report['dataset']}: language bias in the multilingual pool (most visible first; "
+                        "lower rank distance is better)", show_edge=False, pad_edge=False)
+    for col in ("#", "lang", "mean rank", "rank distance", "Max@R", "own-lang pref"):
+        table.add_column(col, justify="left" if col == "lang" else "right")
+    for i, lang in enumerate(langs, start=1):
+        table.add_row(str(i) if lang in vis else "–", lang, _fmt(vis.get(lang), 1), _fmt(per["rank_distance"].get(lang), 1),
+                      _fmt(per["max_at_r"].get(lang), 1), _fmt(per["lang_pref"].get(lang)))
+    table.add_row("", "macro", "", _fmt(bias.get("rank_distance", {}).get("macro"), 1),
+                  _fmt(bias.get("max_at_r", {}).get("macro"), 1), _fmt(bias.get("lang_pref", {}).get("macro")), style="bold")
     return table
 
 

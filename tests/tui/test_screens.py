@@ -108,7 +108,7 @@ async def test_run_screen_shows_curve_heatmap_bias_and_events(make_app):
         assert "mono" in means and "multi" in means
         bias_widget = screen.query_one("#bias", BiasRanking)
         bias = text_of_renderable(bias_widget.render())
-        assert "bias ranking" in bias and "macro" in bias
+        assert "language bias in the multilingual pool" in bias and "macro" in bias
         assert "visibility: mean rank" in bias and "rank distance per query language" in bias
         bars = [line for line in bias.splitlines() if "█" in line]
         assert len(bars) == 6  # three languages, two charts

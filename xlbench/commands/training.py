@@ -161,11 +161,12 @@ def _execute_train(store, run_id: int, prepared, detach: bool, *, dist=None, jso
         job(Reporter())  # other ranks compute; rank 0 owns the run row
         return
     _run_foreground(store, run_id, job, threads, console)
-    print_comparison(store, run_id, console)
+    print_before_after(store, run_id, console)
     _show_results(store, run_id, console, json_out)
 
 
-def print_comparison(store, run_id: int, console) -> None:
+def print_before_after(store, run_id: int, console) -> None:
+    """A fine-tuned run's family means beside its `before` evaluation's, with the change."""
     from xlbench.console import comparison_table
     from xlbench.store.results import report_from_rows
 

@@ -52,7 +52,9 @@ class RunInput:
 
 
 @dataclass
-class Cell:
+class CompareCell:
+    """One run's (or group's) value in a compare row, with its Δ and test against the first."""
+
     value: float
     delta: float | None = None
     p: float | None = None
@@ -71,7 +73,7 @@ class Row:
     dataset: str
     family: str
     metric: str
-    cells: list[Cell]
+    cells: list[CompareCell]
 
     @property
     def lower_is_better(self) -> bool:
@@ -275,7 +277,7 @@ def compare_runs(runs: list[RunInput], *, groups: list[list[int]] | None = None,
             cells = []
             for k, g in enumerate(groups):
                 per_run = units[g].sum(axis=1)
-                cell = Cell(float(group_units[k].sum()), std=float(per_run.std(ddof=1)) if len(g) > 1 else None, n=len(g))
+                cell = CompareCell(float(group_units[k].sum()), std=float(per_run.std(ddof=1)) if len(g) > 1 else None, n=len(g))
                 if k > 0:
                     test = paired_test(group_units[k] - group_units[0], permutations=permutations, resamples=permutations,
                                        seed=seed, extend_to=extend_to)
