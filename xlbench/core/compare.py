@@ -69,11 +69,12 @@ class CompareCell:
 
 
 @dataclass
-class Row:
+class MetricRow:
+    """A table row about one metric of one family on one dataset (compare tables, sweep studies)."""
+
     dataset: str
     family: str
     metric: str
-    cells: list[CompareCell]
 
     @property
     def lower_is_better(self) -> bool:
@@ -82,6 +83,11 @@ class Row:
     @property
     def digits(self) -> int:
         return spec(self.metric).digits
+
+
+@dataclass
+class Row(MetricRow):
+    cells: list[CompareCell]
 
     def best(self) -> int:
         values = [c.value for c in self.cells]

@@ -24,6 +24,7 @@ import numpy as np
 
 from xlbench.core.compare import (
     MIRACL_ROWS,
+    MetricRow,
     RunInput,
     aligned_units,
     common_results,
@@ -86,24 +87,13 @@ class Point:
 
 
 @dataclass
-class StudyRow:
-    dataset: str
-    family: str
-    metric: str
+class StudyRow(MetricRow):
     points: list[Point]
 
     @property
     def label(self) -> str:
         m = spec(self.metric)
         return m.label if self.family == "bias" else f"{self.family} {m.label}"
-
-    @property
-    def lower_is_better(self) -> bool:
-        return spec(self.metric).lower_is_better
-
-    @property
-    def digits(self) -> int:
-        return spec(self.metric).digits
 
 
 @dataclass
