@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from xlbench.cli import _console, _store, app
+from xlbench.commands.common import make_console, open_store
 from xlbench.core.integrity import write_text_atomic
 from xlbench.errors import ConfigError
 
@@ -49,7 +49,6 @@ def _number_equal(actual, value: str) -> bool:
         return False
 
 
-@app.command("compare")
 def compare_cmd(
     runs: Annotated[Optional[list[str]], typer.Argument(help="Run ids or names; the first is the reference.")] = None,
     last: Annotated[Optional[int], typer.Option("--last", help="The newest N finished runs (oldest first).")] = None,
@@ -72,14 +71,15 @@ def compare_cmd(
 
       xlbench compare 4 5 6 --format md --output docs/results.md
     """
+    from xlbench.compare_tables import RENDERERS
+    from xlbench.compare_tables import matrix_csv as render_matrix
     from xlbench.core.compare import compare_runs, flatten, group_runs
-    from xlbench.compare_tables import RENDERERS, matrix_csv as render_matrix
 
     if output_format not in FORMATS:
         raise ConfigError(f"unknown format {output_format!r}; choose one of {', '.join(FORMATS)}")
     if permutations < 1000:
         raise ConfigError("use at least 1,000 permutations (10,000 is the default)")
-    store = _store()
+    store = open_store()
     ids = select_runs(store, runs or [], last, where or [])
     inputs = store.run_inputs(ids)
     empty = [r.run_id for r in inputs if not r.results]
@@ -96,18 +96,17 @@ def compare_cmd(
     if output_format == "table":
         from xlbench.console import print_comparison
 
-        print_comparison(_console(), comparison)
+        print_comparison(make_console(), comparison)
         return
     text = RENDERERS[output_format](comparison)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(output, text)
-        _console(stderr=True).print(f"wrote {output}")
+        make_console(stderr=True).print(f"wrote {output}")
     else:
         print(text, end="")
 
 
-@app.command("export")
 def export_cmd(
     runs: Annotated[list[str], typer.Argument(help="Run ids or names.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="JSON file to write (one run: an object; several: a list).")],
@@ -116,12 +115,11 @@ def export_cmd(
     points) to one JSON file that `xlbench import` reads into any other database."""
     from xlbench.store.transfer import write_export
 
-    store = _store()
+    store = open_store()
     n = write_export(store, store.find_runs(runs), output)
-    _console().print(f"exported {n} run(s) to {output}")
+    make_console().print(f"exported {n} run(s) to {output}")
 
 
-@app.command("import")
 def import_cmd(files: Annotated[list[Path], typer.Argument(help="Files written by `xlbench export`.")]) -> None:
     """Import exported runs into this database as records (ids kept where free).
 
@@ -131,8 +129,8 @@ def import_cmd(files: Annotated[list[Path], typer.Argument(help="Files written b
 
     # every document of every file is checked (and parsed, once) before the first is written
     parsed = [parse_document(doc, str(path)) for path in files for doc in read_document(path)]
-    store = _store()
-    console = _console()
+    store = open_store()
+    console = make_console()
     for run in parsed:
         name, original = run.run.name, run.original_id
         new_id, kept = import_parsed(store, run)

@@ -9,12 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from xlbench.cli import _console, _plugins_folder, _scalar, _store, app
+from xlbench.commands.common import make_console, open_store, plugins_folder, scalar
 from xlbench.errors import ConfigError, XlbenchError
 
 sweep_app = typer.Typer(help="Grids of runs (e.g. sampler.alpha × seeds): queue, show, stop, resume.",
                         invoke_without_command=True)
-app.add_typer(sweep_app, name="sweep")
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
@@ -24,7 +23,7 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         key, sep, values = item.partition("=")
         if not sep or not key.strip() or not values.strip():
             raise ConfigError(f"bad --grid {item!r}: write KEY=V1,V2,..., e.g. sampler.alpha=0,0.5,1")
-        grid[key.strip()] = [_scalar(v.strip()) for v in values.split(",") if v.strip()]
+        grid[key.strip()] = [scalar(v.strip()) for v in values.split(",") if v.strip()]
     return grid
 
 
@@ -77,8 +76,8 @@ def sweep_cmd(
     if seeds:
         grid_values["train.seed"] = [int(s) for s in seeds.split(",") if s.strip()]
     base = build_run_config(preset_name, config_file, sets or [], {})
-    base.setdefault("plugins_dir", _plugins_folder())
-    store = _store()
+    base.setdefault("plugins_dir", plugins_folder())
+    store = open_store()
     configs = []
     checked_data = set()
     for assignment, data in expand(base, grid_values):
@@ -95,7 +94,7 @@ def sweep_cmd(
             raise ConfigError(f"sweep combination {label}: {exc}") from None
         configs.append((f"{name or 'sweep'}: {label}", json.loads(config.model_dump_json())))
     sweep_id, run_ids = store.create_sweep(name=name or "sweep", base_config=base, grid=grid_values, run_configs=configs)
-    console = _console()
+    console = make_console()
     console.print(f"sweep {sweep_id}: queued {len(run_ids)} runs ({run_ids[0]}–{run_ids[-1]}); "
                   f"run them with `xlbench queue --sweep {sweep_id} --workers N`")
     if run_now:
@@ -107,28 +106,27 @@ def _queue(store, workers: int, sweep_id: int | None) -> None:
     from xlbench.queue import run_queue
 
     logs = logs_dir()
-    console = _console()
+    console = make_console()
     done = run_queue(store, workers=workers, sweep_id=sweep_id, log_dir=logs, say=lambda m: console.print(m))
     console.print(f"queue finished: {len(done)} runs executed (logs in {logs})")
 
 
-@app.command("queue")
 def queue_cmd(
     workers: Annotated[int, typer.Option("--workers", "-w", help="Runs executed at a time (GPUs are assigned round-robin).")] = 1,
     sweep: Annotated[Optional[int], typer.Option("--sweep", help="Only this sweep's runs.")] = None,
 ) -> None:
     """Execute queued runs, N at a time, until none is left. Ctrl-C stops it cleanly (running
     runs are cancelled at their next step with a checkpoint; `xlbench sweep resume` requeues them)."""
-    _queue(_store(), workers, sweep)
+    _queue(open_store(), workers, sweep)
 
 
 @sweep_app.command("stop")
 def sweep_stop(sweep_id: int) -> None:
     """Cancel a sweep: queued runs at once, running ones at their next step."""
-    store = _store()
+    store = open_store()
     _, runs = store.sweep(sweep_id)
     changed = [store.request_cancel(r.id).status for r in runs if r.status in ("queued", "running")]
-    _console().print(f"sweep {sweep_id}: {len(changed)} runs cancelled or asked to stop")
+    make_console().print(f"sweep {sweep_id}: {len(changed)} runs cancelled or asked to stop")
 
 
 @sweep_app.command("resume")
@@ -139,11 +137,11 @@ def sweep_resume(
 ) -> None:
     """Requeue the sweep's cancelled, failed or lost runs (finished ones are never run again) and
     run the queue; a requeued run continues from its last checkpoint."""
-    store = _store()
+    store = open_store()
     store.reap_lost()
     _, runs = store.sweep(sweep_id)
     again = [store.requeue(r.id).id for r in runs if r.status in ("cancelled", "failed", "lost")]
-    _console().print(f"sweep {sweep_id}: requeued {len(again)} runs; "
+    make_console().print(f"sweep {sweep_id}: requeued {len(again)} runs; "
                      f"{sum(r.status == 'finished' for r in runs)} finished runs are kept")
     if run_now:
         _queue(store, workers, sweep_id)
@@ -174,11 +172,11 @@ def sweep_show(
 
     if fmt not in ("table", "md", "json"):
         raise ConfigError(f"--format {fmt!r}: use table, md or json")
-    store = _store()
+    store = open_store()
     store.reap_lost()
     sweep, runs = store.sweep(sweep_id)
     grid = json.loads(sweep.grid_json)
-    console = _console()
+    console = make_console()
     timing = {r.id: phase_seconds(store, r) for r in runs if r.status == "finished"}
     if fmt == "table":
         status = Table(title=f"sweep {sweep_id}: {sweep.name} — grid {grid}")

