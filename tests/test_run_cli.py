@@ -37,6 +37,7 @@ def test_toml_config_and_set_overrides(tmp_path):
     (["--set", "sampler.alpha=2"], "must lie in [0.0, 1.0]"),
     (["--set", "eval.candidate_text=context"], "eval.candidate_text: must be one of sentence+context, sentence"),
     (["--preset", "nope"], "no preset 'nope' (available: alpha-study, default, offline, paper-labse, paper-xlmr)"),
+    (["--train-data", "mlqa-rr"], "no corpus plugin named 'mlqa-rr'; did you mean 'mlqa-r'"),
 ])
 def test_bad_run_requests_are_one_line_and_write_nothing(workspace, args, message):
     res = xlbench("run", "--headless", *args)
@@ -53,6 +54,27 @@ def test_malformed_training_file_names_file_and_line(tmp_path):
     bad.write_text('{"id": "a", "lang": "en", "query": "q", "passage": "p"}\n{"id": "b", "lang": "en"}\n')
     res = xlbench("run", "--headless", "--train-data", f"jsonl={bad}")
     assert res.returncode != 0 and "pairs.jsonl: line 2: 'query' must be a non-empty string" in res.stderr
+
+
+def test_a_corpus_plugin_from_the_plugins_folder_trains_like_a_builtin(tmp_path, workspace):
+    """plugins/tsv_corpus.py: registered from the folder like the built-ins from entry points,
+    listed by `xlbench plugins`, checked and drawn from like any corpus; bad lines named."""
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("# id, lang, query, passage\n" + "".join(
+        f"{i}\t{lang}\tquestion {i} in {lang}\tanswer {i} in {lang}\n" for i in range(40) for lang in ("de", "en")))
+    listed = xlbench("plugins")
+    assert any("corpus" in line and "tsv" in line and "ok" in line for line in listed.stdout.splitlines()), listed.stdout
+    check = xlbench("run", "--headless", "--train-data", f"tsv={pairs}", "--check")
+    assert check.returncode == 0, check.stderr
+    assert f"trains on pairs ({pairs}): 40 parallel items in 2 languages (de, en)" in check.stdout
+    drawn = xlbench("sampler", "preview", "crosslingual", "--train-data", f"tsv={pairs}", "--batches", "3", "--json")
+    assert drawn.returncode == 0, drawn.stderr
+    assert all(q != p for b in json.loads(drawn.stdout)["batches"] for _, q, p in b)
+    pairs.write_text("1\ten\tq\tp\n2\tde\tonly three fields\n")
+    bad = xlbench("run", "--headless", "--train-data", f"tsv={pairs}")
+    assert bad.returncode != 0 and "pairs.tsv: line 2: expected 4 non-empty tab-separated fields" in bad.stderr
+    assert not (workspace / "db" / "xlbench.sqlite").exists() or sqlite3.connect(workspace / "db" / "xlbench.sqlite").execute(
+        "select count(*) from runs").fetchone()[0] == 0
 
 
 def test_sampler_preview_shows_batches_and_language_statistics():

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from xlbench.errors import PluginError
 
-GROUPS = {"encoder": "xlbench.encoders", "sampler": "xlbench.samplers", "dataset": "xlbench.datasets"}
+GROUPS = {"encoder": "xlbench.encoders", "sampler": "xlbench.samplers", "dataset": "xlbench.datasets",
+          "corpus": "xlbench.corpora"}
 
 
 @dataclass

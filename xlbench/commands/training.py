@@ -209,9 +209,8 @@ def sampler_preview(
     from xlbench.jobs.training import load_corpus
     kind, _, path = train_data.partition("=")
     config = RunConfig.model_validate({"data": {"kind": kind, "path": absolute(path) if path else None,
-                                                "languages": split_langs(languages)}})
+                                                "languages": split_langs(languages)}, "plugins_dir": plugins_folder()})
     corpus = load_corpus(config)
-    config.plugins_dir = plugins_folder()
     cls = registry_for(config).load("sampler", name)
     sampler = cls(corpus, batch_size=batch_size, seed=seed, **key_values(option))
     drawn = [batch for _, batch in zip(range(batches), sampler)]

@@ -50,8 +50,10 @@ def dataset_stats(spec: str) -> tuple[dict, dict]:
         fields = {"name": ds.name, "version": ds.version, "kind": "miracl" if kind == "miracl" else "lareqa",
                   "source": ds.source, "languages": ds.languages}
         return fields, ds.stats()
-    if kind in ("jsonl", "mlqa-translate-train", "mmarco"):
-        corpus = load_corpus(RunConfig.model_validate({"data": {"kind": kind, "path": path or None}}))
-        return ({"name": corpus.name, "version": corpus.version, "kind": "parallel", "source": corpus.source,
-                 "languages": corpus.languages}, corpus.stats())
-    raise ConfigError(f"unknown dataset kind {kind!r}: use xquad-r, mlqa-r, lareqa=DIR, miracl=DIR, jsonl=FILE, mmarco=DIR")
+    # anything else is training data: a corpus plugin (built-in or from the plugins folder)
+    from xlbench.paths import plugins_dir
+
+    config = RunConfig.model_validate({"data": {"kind": kind, "path": path or None}, "plugins_dir": str(plugins_dir())})
+    corpus = load_corpus(config)
+    return ({"name": corpus.name, "version": corpus.version, "kind": "parallel", "source": corpus.source,
+             "languages": corpus.languages}, corpus.stats())

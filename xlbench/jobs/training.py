@@ -42,32 +42,15 @@ def base_model(config: RunConfig) -> str:
     return config.model.model or OFFLINE_MODEL
 
 
-def load_corpus(config: RunConfig):
-    from xlbench.core.data import parallel
-    from xlbench.core.data.sources import lareqa_folder
+def load_corpus(config: RunConfig, registry: Registry | None = None):
+    """The run's training pairs, from the corpus plugin its ``data.kind`` names."""
+    from xlbench.core.data.corpora import CorpusSpec
 
-    data = config.data
-    data_dir = Path(config.eval.data_dir) if config.eval.data_dir else None
-    if data.kind == "jsonl":
-        if not data.path:
-            raise ConfigError("training data kind 'jsonl' needs data.path")
-        return parallel.load_jsonl(Path(data.path), languages=data.languages)
-    if data.kind in ("lareqa", "xquad-r", "mlqa-r"):
-        if data.kind == "lareqa" and not data.path:
-            raise ConfigError("training data kind 'lareqa' needs data.path (a folder of {lang}.json)")
-        folder, source = (Path(data.path), data.path) if data.kind == "lareqa" else lareqa_folder(data.kind, data.path, data_dir)
-        corpus = parallel.load_lareqa_training(folder, languages=data.languages, candidate_text=config.eval.candidate_text,
-                                               name=data.kind, articles=data.articles)
-        corpus.source = source + (f", articles {data.articles}" if data.articles else "")
-        return corpus
-    if data.kind == "mlqa-translate-train":
-        langs = data.languages or ["en", *parallel.MLQA_TRANSLATE_LANGS]
-        return parallel.load_mlqa_translate_train(langs, folder=Path(data.path) if data.path else None, limit=data.limit)
-    if data.kind == "mmarco":
-        if not data.path:
-            raise ConfigError("training data kind 'mmarco' needs data.path (the unicamp-dl/mmarco files)")
-        return parallel.load_mmarco(Path(data.path), data.languages or ["english", "german"], limit=data.limit or 100_000)
-    raise ConfigError(f"unknown training data kind {data.kind!r}")
+    registry = registry or evaluation.registry_for(config)
+    plugin = registry.load("corpus", config.data.kind)
+    d = config.data
+    return plugin().load(CorpusSpec(d.kind, d.path, d.languages, d.articles, d.limit, config.eval.data_dir,
+                                    config.eval.candidate_text))
 
 
 def eval_questions(datasets) -> set[str]:
@@ -94,7 +77,7 @@ def prepare(config: RunConfig, registry: Registry | None = None) -> PreparedTrai
         cls = registry.load("encoder", config.model.encoder)
         if not hasattr(cls, "trainable"):
             raise ConfigError(f"encoder {config.model.encoder!r} is eval-only (it has no trainable()); it cannot be fine-tuned")
-    corpus = load_corpus(config)
+    corpus = load_corpus(config, registry)
     eval_cfg = config.eval_config(model=base_model(config), encoder=config.model.encoder)
     eval_prepared = evaluation.prepare(eval_cfg, registry)
     found = overlap(corpus, eval_questions(eval_prepared.datasets))

