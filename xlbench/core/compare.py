@@ -114,6 +114,16 @@ class Comparison:
             "permutations": self.permutations, "env_runs": self.env_runs, "env_diff": self.env_diff,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Comparison:
+        """The inverse of :meth:`as_dict` (what ``xlbench compare --format json`` prints)."""
+        fields = ("value", "delta", "p", "p_adjusted", "ci", "std", "n")
+        rows = [Row(r["dataset"], r["family"], r["metric"],
+                    [CompareCell(**{k: (tuple(c[k]) if k == "ci" and c[k] is not None else c[k]) for k in fields if k in c})
+                     for c in r["cells"]]) for r in d["rows"]]
+        return cls(d["columns"], rows, d["config_diff"], d["notes"], d.get("matrices", {}), d.get("permutations", 0),
+                   d.get("env_runs", []), d.get("env_diff", {}))
+
 
 # --- per-unit scores -------------------------------------------------------------------------
 

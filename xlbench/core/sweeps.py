@@ -140,6 +140,16 @@ class SweepStudy:
         }
 
 
+def study_from_dict(d: dict) -> SweepStudy:
+    """The inverse of :meth:`SweepStudy.as_dict` (what ``xlbench sweep show --format json`` prints)."""
+    xs = d["x"]
+    rows = [StudyRow(r["dataset"], r["family"], r["metric"], [
+        Point(p["x"], p["runs"], p["seeds"], p["values"],
+              [PointTest(xs.index(t["against"]), t["delta"], t["p"], t["p_holm"]) for t in p["tests"]])
+        for p in r["points"]]) for r in d["rows"]]
+    return SweepStudy(d["x_key"], xs, [xs.index(x) for x in d["references"]], rows, d["notes"], d["permutations"])
+
+
 def x_key_of(grid: dict[str, list]) -> str:
     """The axis of a sweep: its first grid key that is not the seed (the seed if that is all)."""
     return next((k for k in grid if k != SEED_KEY), SEED_KEY)

@@ -354,6 +354,13 @@ class Store:
                 q = q.where(Metric.dataset == dataset)
             return list(s.exec(q.order_by(Metric.id)))
 
+    def query_results_count(self, run_id: int) -> int:
+        """How many datasets have per-query results for the run (without reading them)."""
+        from sqlalchemy import func
+
+        with session(self.engine) as s:
+            return s.exec(select(func.count()).select_from(QueryResult).where(QueryResult.run_id == run_id)).one()
+
     def query_results(self, run_id: int) -> list[QueryResult]:
         with session(self.engine) as s:
             return list(s.exec(select(QueryResult).where(QueryResult.run_id == run_id).order_by(QueryResult.id)))

@@ -49,18 +49,28 @@ class CompareScreen(TabbedScreen):
 
     @work(thread=True, exclusive=True, group="compare")
     def load(self) -> None:
-        from xlbench.core.compare import compare_runs
+        """The loss curves from the store; the paired tests (10,000 permutations per row) in an
+        ``xlbench compare --format json`` process, so the app's own process stays light."""
+        import json
+
+        from xlbench.core.compare import Comparison
+        from xlbench.errors import XlbenchError
 
         store = self.app.store
-        inputs = store.run_inputs(self.run_ids)
         curves = {}
         for run_id in self.run_ids:
             pts = store.train_points(run_id, split="train")
             curves[f"run {run_id}"] = ([p.step for p in pts], [p.loss for p in pts])
-        missing = [r.run_id for r in inputs if not r.results]
+        with_results = [i for i in self.run_ids if store.query_results_count(i)]
+        missing = [i for i in self.run_ids if i not in with_results]
         comparison = None
-        if len([r for r in inputs if r.results]) >= 2:
-            comparison = compare_runs([r for r in inputs if r.results], permutations=self.app.permutations)
+        if len(with_results) >= 2:
+            try:
+                out = self.app.run_cli("compare", *map(str, with_results), "--format", "json",
+                                       "--permutations", str(self.app.permutations))
+                comparison = Comparison.from_dict(json.loads(out))
+            except XlbenchError as exc:
+                self.app.call_from_thread(self.app.show_error, str(exc))
         self.app.call_from_thread(self.show, comparison, curves, missing)
 
     def show(self, comparison, curves, missing) -> None:

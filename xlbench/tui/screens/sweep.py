@@ -135,8 +135,10 @@ class SweepScreen(TabbedScreen):
 
     @work(thread=True, exclusive=True, group="poll-sweep")
     def poll(self) -> None:
-        """The sweep's runs each time; the study (paired tests) only when a run has finished."""
-        from xlbench.core.sweeps import sweep_study, x_key_of
+        """The sweep's runs each time; the study only when a run has finished, its paired tests in
+        an ``xlbench sweep show --format json`` process (the app's own process stays light)."""
+        from xlbench.core.sweeps import study_from_dict
+        from xlbench.errors import XlbenchError
         from xlbench.store.results import report_from_rows
 
         store = self.app.store
@@ -146,9 +148,14 @@ class SweepScreen(TabbedScreen):
         study = self.study
         summaries = {}
         if finished != self.finished:
-            grid = json.loads(sweep.grid_json)
-            study = sweep_study(store.run_inputs(list(finished)), x_key_of(grid), permutations=self.app.permutations) \
-                if finished else None
+            study = None
+            if finished:
+                try:
+                    out = self.app.run_cli("sweep", "show", str(self.sweep_id), "--format", "json",
+                                           "--permutations", str(self.app.permutations))
+                    study = study_from_dict(json.loads(out))
+                except XlbenchError as exc:
+                    self.app.call_from_thread(self.app.show_error, str(exc))
             for run_id in finished:
                 reports = report_from_rows(store.metrics(run_id))
                 summaries[run_id] = reports[0] if reports else None
