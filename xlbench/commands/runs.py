@@ -82,8 +82,8 @@ def worker_cmd(run_id: Annotated[int, typer.Argument(help="The queued run to exe
     store = open_store()
     store.reap_lost()
     run = store.get_run(run_id)
-    threads = json.loads(run.config_json).get("threads", 1)
-    execute(store, run_id, job_for(store, run), threads=threads)
+    job = job_for(store, run)
+    execute(store, run_id, job, threads=job.threads)
 
 
 @runs_app.callback()

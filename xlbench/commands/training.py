@@ -149,7 +149,7 @@ def run_cmd(
 
 
 def _execute_train(store, run_id: int, prepared, detach: bool, *, dist=None, json_out: Path | None = None) -> None:
-    from xlbench.jobs import job_for, training
+    from xlbench.jobs import Job, job_for, training
 
     console = make_console()
     if detach:
@@ -159,8 +159,8 @@ def _execute_train(store, run_id: int, prepared, detach: bool, *, dist=None, jso
     if prepared is None:
         job = job_for(store, run, resume=True)
     else:
-        job = lambda rep: training.run(store, run_id, prepared, rep)  # noqa: E731
-    threads = json.loads(run.config_json).get("threads", 1)
+        job = Job(lambda rep: training.run(store, run_id, prepared, rep), prepared.config.threads)
+    threads = job.threads
     if dist is not None and dist.rank != 0:
         from xlbench.core.progress import Reporter
         from xlbench.worker import set_threads

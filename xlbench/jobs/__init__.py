@@ -4,32 +4,48 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from xlbench.core.progress import Reporter
-from xlbench.errors import StoreError
+from xlbench.errors import StoreError, XlbenchError
 
 
-def job_for(store, run, *, resume: bool = False) -> Callable[[Reporter], None]:
-    """The job for a stored run; its config is validated and its data loaded inside the job, so a
-    failure there is recorded on the run."""
+@dataclass
+class Job:
+    """What a worker executes for a run, and the CPU threads its validated config asks for."""
+
+    work: Callable[[Reporter], None]
+    threads: int = 1
+
+    def __call__(self, reporter: Reporter) -> None:
+        self.work(reporter)
+
+
+def job_for(store, run, *, resume: bool = False) -> Job:
+    """The job for a stored run. Its config is validated here (the one source of every option,
+    threads included); a config that fails validation, and data that fails to load inside the job,
+    are recorded on the run when the job runs."""
     from xlbench.config import EvalConfig, RunConfig, parse_config
     from xlbench.store.transfer import ensure_local
 
     ensure_local(run)
+    if run.kind not in ("eval", "train"):
+        raise StoreError(f"run {run.id} has kind {run.kind!r}, which this xlbench cannot execute")
+    try:
+        config = parse_config(EvalConfig if run.kind == "eval" else RunConfig, json.loads(run.config_json),
+                              where=f"run {run.id} config")
+    except XlbenchError as exc:
+        error = exc
+
+        def invalid(reporter: Reporter) -> None:
+            raise error
+
+        return Job(invalid)
     if run.kind == "eval":
         from xlbench.jobs import evaluation
 
-        def job(reporter: Reporter) -> None:
-            config = parse_config(EvalConfig, json.loads(run.config_json), where=f"run {run.id} config")
-            evaluation.run(store, run.id, evaluation.prepare(config), reporter)
+        return Job(lambda reporter: evaluation.run(store, run.id, evaluation.prepare(config), reporter), config.threads)
+    from xlbench.jobs import training
 
-        return job
-    if run.kind == "train":
-        from xlbench.jobs import training
-
-        def train_job(reporter: Reporter) -> None:
-            config = parse_config(RunConfig, json.loads(run.config_json), where=f"run {run.id} config")
-            training.run(store, run.id, training.prepare(config), reporter, resume=resume)
-
-        return train_job
-    raise StoreError(f"run {run.id} has kind {run.kind!r}, which this xlbench cannot execute")
+    return Job(lambda reporter: training.run(store, run.id, training.prepare(config), reporter, resume=resume),
+               config.threads)
