@@ -99,3 +99,25 @@ def test_sampler_flag_replaces_the_preset_sampler_and_its_options():
     res = xlbench("run", "--headless", "--preset", "offline", "--sampler", "monolingual", "--show-config")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["sampler"] == {"name": "monolingual"}
+
+
+def test_without_a_terminal_progress_is_plain_lines_with_loss_rate_and_eta(tmp_path, tiny_model):
+    """A Slurm log or nohup file: phase starts, then every N seconds (here 0: every step) one line
+    with step/total, percentage, loss, rate and ETA; no colours, no redrawn bars."""
+    import re
+
+    from tests.helpers import tiny_run_toml
+
+    toml = tiny_run_toml(tmp_path / "run.toml", tiny_model, steps=6, eval_langs=("de", "en"), val_every=0)
+    res = xlbench("run", "--headless", "--config", str(toml), env={"XLBENCH_PROGRESS_SECONDS": "0"})
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    lines = out.splitlines()
+    progress = [line for line in lines if re.match(r"\d\d:\d\d:\d\d ", line)]
+    assert progress and not any("\x1b[" in line or "━" in line for line in progress)
+    assert not any("%" in line and "━" in line for line in lines)  # no Rich bar anywhere
+    assert any(re.fullmatch(r"\d\d:\d\d:\d\d training \(6 to do\)", line) for line in lines), out[:2000]
+    steps = [line for line in lines if re.match(r"\d\d:\d\d:\d\d training: \d/6 \(\d+ %\) · loss [0-9.]+", line)]
+    assert len(steps) >= 5 and "ETA" in steps[1] and "/s" in steps[1], steps
+    assert steps[-1].startswith(steps[-1][:8] + " training: 6/6 (100 %)")
+    assert any(re.match(r"\d\d:\d\d:\d\d xquad-r: encode candidates: \d+/\d+ \(\d+ %\)", line) for line in lines)

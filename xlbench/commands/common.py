@@ -94,11 +94,26 @@ def hand_to_worker(store, run_id: int, console) -> None:
     console.print(f"run {run_id} queued; worker pid {pid} (log: {log})")
 
 
+def log_reporter():
+    """With no terminal (a Slurm log, ``nohup``, a pipe): plain progress lines every 30 s
+    (``$XLBENCH_PROGRESS_SECONDS`` changes it) instead of bars redrawn into the file."""
+    from xlbench.core.progress import PlainReporter
+
+    try:
+        every = float(os.environ.get("XLBENCH_PROGRESS_SECONDS", "30"))
+    except ValueError:
+        raise ConfigError(f"XLBENCH_PROGRESS_SECONDS={os.environ['XLBENCH_PROGRESS_SECONDS']!r} is not a number of seconds") from None
+    return PlainReporter(every=every)
+
+
 def run_foreground(store, run_id: int, job, threads: int, console) -> None:
     from xlbench.console import RichReporter
     from xlbench.worker import execute
 
     console.print(f"[bold]run {run_id}[/] in {store.display_url}  (Ctrl-C cancels; results so far are kept)")
+    if not console.is_terminal:
+        execute(store, run_id, job, threads=threads, reporter=log_reporter())
+        return
     with RichReporter(console) as reporter:
         execute(store, run_id, job, threads=threads, reporter=reporter)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,6 +13,7 @@ from xlbench.commands.common import (
     absolute,
     hand_to_worker,
     key_values,
+    log_reporter,
     make_console,
     model_arg,
     open_store,
@@ -83,7 +85,8 @@ def worker_cmd(run_id: Annotated[int, typer.Argument(help="The queued run to exe
     store.reap_lost()
     run = store.get_run(run_id)
     job = job_for(store, run)
-    execute(store, run_id, job, threads=job.threads)
+    # a background worker's output is its log file (db/logs/run-N.log, a Slurm job's output)
+    execute(store, run_id, job, threads=job.threads, reporter=None if sys.stdout.isatty() else log_reporter())
 
 
 @runs_app.callback()

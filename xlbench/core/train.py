@@ -337,6 +337,7 @@ class Trainer:
                     raise Cancelled(f"training stopped at step {self.state.step} with a checkpoint saved; "
                                     "`xlbench run --resume RUN_ID` continues it")
                 log = self.step(next(batches))
+                self.reporter.status(loss=log.loss)
                 if self.rank == 0 and self.on_step:
                     self.on_step(log)
                 if self.s.val_every and self.state.step % self.s.val_every == 0 and self._validate_and_maybe_stop():
