@@ -131,8 +131,11 @@ def import_cmd(files: Annotated[list[Path], typer.Argument(help="Files written b
     parsed = [parse_document(doc, str(path)) for path in files for doc in read_document(path)]
     store = open_store()
     console = make_console()
+    sweeps: dict[int, int] = {}  # the runs of one exported sweep arrive as one sweep
     for run in parsed:
         name, original = run.run.name, run.original_id
-        new_id, kept = import_parsed(store, run)
+        new_id, kept = import_parsed(store, run, sweeps)
         note = "" if kept else f" (its id {original} was taken)"
         console.print(f"imported run {name!r} as run {new_id}{note}")
+    for old, new in sweeps.items():
+        console.print(f"its sweep {old} is sweep {new} here: `xlbench sweep show {new}`")

@@ -45,9 +45,12 @@ def _row(obj, drop=("id",)) -> dict:
 
 
 def export_run(store, run_id: int) -> dict:
+    from xlbench.store.models import Sweep
+
     run = store.get_run(run_id)
     with session(store.engine) as s:
         model = s.get(Model, run.model_id) if run.model_id else None
+        sweep = s.get(Sweep, run.sweep_id) if run.sweep_id else None
         rows = {key: list(s.exec(select(cls).where(cls.run_id == run_id).order_by(cls.id))) for key, cls in RUN_ROWS}
         names = {qr.dataset: qr.dataset_version for qr in rows["query_results"]}
         datasets = [d for d in s.exec(select(Dataset)) if names.get(d.name) == d.version]
@@ -56,6 +59,9 @@ def export_run(store, run_id: int) -> dict:
             "run": {**_row(run, drop=()), "env_json": json.dumps(redact_env(json.loads(run.env_json or "{}")))},
             "model": _row(model) if model else None,
             "datasets": [_row(d) for d in datasets],
+            # the sweep the run belongs to, so an import can show the study again (`sweep show`)
+            "sweep": {"id": sweep.id, "name": sweep.name, "grid": json.loads(sweep.grid_json),
+                      "base_config": json.loads(sweep.base_config_json)} if sweep else None,
             **{key: [_row(obj, drop=("id", "run_id")) for obj in objs] for key, objs in rows.items()},
         }
 
@@ -243,6 +249,7 @@ class ParsedRun:
     rows: list  # metrics, query results, events, loss points (their run_id is set on import)
     datasets: list[Dataset]
     model: dict | None
+    sweep: dict | None = None  # {"id": in the exporting database, "name", "grid", "base_config"}
 
 
 def parse_document(doc, where: str) -> ParsedRun:
@@ -263,25 +270,51 @@ def parse_document(doc, where: str) -> ParsedRun:
         datasets.append(Dataset(**{f: d.text(data, f, place) for f in ("name", "version", "kind", "source", "languages")},
                                 stats_json=json.dumps(d.json_object(data, "stats_json", place))))
     model = _model_fields(d, doc["model"]) if doc.get("model") is not None else None
-    return ParsedRun(run, original, rows, datasets, model)
+    return ParsedRun(run, original, rows, datasets, model, _sweep_fields(d, doc.get("sweep")))
 
 
-def import_parsed(store, parsed: ParsedRun) -> tuple[int, bool]:
+def _sweep_fields(d: _Doc, data) -> dict | None:
+    """A run's sweep: a name, a grid of scalar lists, a base config (shown, never executed)."""
+    if data is None:
+        return None
+    data = d.obj(data, "sweep")
+    grid = d.obj(data.get("grid"), "sweep.grid")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not all(isinstance(v, str | int | float | bool) for v in values):
+            d.fail(f"sweep.grid.{key}", "expected a list of numbers, strings or booleans")
+    return {"id": d.integer(data, "id", "sweep", minimum=1), "name": d.text(data, "name", "sweep"), "grid": grid,
+            "base_config": d.obj(data.get("base_config", {}), "sweep.base_config")}
+
+
+def import_parsed(store, parsed: ParsedRun, sweeps: dict | None = None) -> tuple[int, bool]:
     """Insert one parsed run as a record; returns ``(new id, kept the original id)``. All or nothing.
+
+    A run that belonged to a sweep joins a new sweep row with the same name, grid and base config;
+    ``sweeps`` (exporting database's sweep id → new id) puts the runs of one import together.
 
     What is trusted: names, configs (shown, never executed: an imported run cannot be resumed or
     re-evaluated, and its plugins folder is dropped), metrics, per-query payloads (numpy arrays or
     JSON, validated), events and loss points. What is not: processes, hosts, heartbeats, running or
     queued states (imported as ``lost``), checkpoint paths (not imported), model folders (kept as
-    information only), sweep and parent links.
+    information only), parent links.
     """
+    from xlbench.store.models import Sweep
+
+    sweeps = {} if sweeps is None else sweeps
     with session(store.engine) as s:
         model_id = _model_row(s, parsed.model) if parsed.model else None
+        if parsed.sweep is not None and parsed.sweep["id"] not in sweeps:
+            row = Sweep(name=parsed.sweep["name"], grid_json=json.dumps(parsed.sweep["grid"]),
+                        base_config_json=json.dumps(parsed.sweep["base_config"], sort_keys=True))
+            s.add(row)
+            s.flush()
+            sweeps[parsed.sweep["id"]] = row.id
+        run = parsed.run
         for ds in parsed.datasets:
             if s.exec(select(Dataset).where(Dataset.name == ds.name, Dataset.version == ds.version)).first() is None:
                 s.add(ds)
-        run = parsed.run
         run.model_id = model_id
+        run.sweep_id = sweeps[parsed.sweep["id"]] if parsed.sweep is not None else None
         kept = parsed.original_id is not None and s.get(Run, parsed.original_id) is None
         if kept:
             run.id = parsed.original_id
