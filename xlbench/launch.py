@@ -30,6 +30,12 @@ def spawn_worker(run_id: int, *, db: str | None = None, log_dir: Path | None = N
                             start_new_session=True)
 
 
+def submit(store, kind: str, config, name: str, *, parent_id: int | None = None) -> int:
+    """Write a queued run row holding the whole validated ``config`` (a RunConfig or EvalConfig);
+    returns its id. Execute it with :func:`start` (a worker) or in-process (``--headless``)."""
+    return store.create_run(kind=kind, name=name, config=json.loads(config.model_dump_json()), parent_id=parent_id).id
+
+
 def start(store, run_id: int) -> tuple[int, Path]:
     """Hand a queued run to a background worker: ``(worker pid, its log file)``."""
     from xlbench.paths import logs_dir
@@ -61,4 +67,4 @@ def queue_reevaluation(store, run_id: int) -> int:
         ev = RunConfig.model_validate(config).eval_config(model=model.source)
     else:
         ev = EvalConfig.model_validate(config)
-    return store.create_run(kind="eval", name=f"re-evaluate run {run_id}", config=ev.model_dump(), parent_id=run_id).id
+    return submit(store, "eval", ev, f"re-evaluate run {run_id}", parent_id=run_id)

@@ -67,7 +67,9 @@ def eval_cmd(
     }, where="eval options")
     prepared = evaluation.prepare(config)  # bad input fails here, before any row is written
     store = open_store()
-    run = store.create_run(kind="eval", name=name or evaluation.run_name(config), config=config.model_dump())
+    from xlbench.launch import submit
+
+    run = store.get_run(submit(store, "eval", config, name or evaluation.run_name(config)))
     console = make_console()
     if detach:
         hand_to_worker(store, run.id, console)

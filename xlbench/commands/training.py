@@ -136,10 +136,10 @@ def run_cmd(
         print("\n".join(training.describe_data(prepared)))
         return
     from xlbench.distributed import Distributed
+    from xlbench.launch import submit
 
     dist = Distributed.from_env()
-    run_id = dist.broadcast_run_id(lambda: store.create_run(kind="train", name=config.name or "fine-tune",
-                                                            config=json.loads(config.model_dump_json())).id)
+    run_id = dist.broadcast_run_id(lambda: submit(store, "train", config, config.name or "fine-tune"))
     interactive = not headless and not detach and dist.world == 1 and sys.stdin.isatty() and sys.stdout.isatty()
     _execute_train(store, run_id, prepared, (detach or interactive) and dist.world == 1, dist=dist, json_out=json_out)
     if interactive:

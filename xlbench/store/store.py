@@ -17,10 +17,9 @@ from sqlalchemy import delete, text
 from sqlmodel import select
 
 from xlbench.errors import Evicted, StoreError
-from xlbench.store.secrets import db_url
 from xlbench.store.database import is_read_only, open_engine, session
 from xlbench.store.models import Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent, TrainPoint, utcnow
-from xlbench.store.secrets import redact_url
+from xlbench.store.secrets import db_url, redact_url
 
 HEARTBEAT_SECONDS = 2.0
 LOST_AFTER_SECONDS = 15.0

@@ -124,7 +124,6 @@ class NewRunScreen(Screen):
     def submit(self, start: bool) -> None:
         """Validate checks the data in an ``xlbench run --check`` process; start writes the run row
         and hands it to a worker, which loads the data once (a data error fails the run, in one line)."""
-        import json
         import tempfile
         from pathlib import Path
 
@@ -147,7 +146,9 @@ class NewRunScreen(Screen):
             self.app.call_from_thread(status.update, f"[red]{exc}[/red]")
             self.app.call_from_thread(self.app.show_error, str(exc))
             return
-        run = self.app.store.create_run(kind="train", name=config.name or "fine-tune", config=json.loads(config.model_dump_json()))
-        self.app.start_worker(run.id)
-        self.app.call_from_thread(self.app.notify, f"run {run.id} started in a worker process")
-        self.app.call_from_thread(self.app.open_run, run.id, True)
+        from xlbench.launch import submit
+
+        run_id = submit(self.app.store, "train", config, config.name or "fine-tune")
+        self.app.start_worker(run_id)
+        self.app.call_from_thread(self.app.notify, f"run {run_id} started in a worker process")
+        self.app.call_from_thread(self.app.open_run, run_id, True)
