@@ -88,16 +88,22 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 def set_dotted(config: dict, assignment: str) -> dict:
     """Apply ``a.b.c=value`` (value parsed as TOML/JSON when it can be) to a nested dict."""
-    import json
-
     key, sep, raw = assignment.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"bad --set {assignment!r}: write KEY=VALUE, e.g. sampler.alpha=0.25")
+    return set_path(config, key, parse_value(raw), where=f"--set {assignment!r}")
+
+
+def parse_value(text: str):
+    """A value typed on the command line (``--set``, ``--grid``, ``-o``, ``--encoder-option``): JSON
+    when it parses (numbers, true/false, lists), True/False in any case, else the text itself. The
+    config's validation then checks it against the declared type."""
+    import json
+
     try:
-        value = json.loads(raw)
+        return json.loads(text)
     except json.JSONDecodeError:
-        value = {"true": True, "false": False}.get(raw.lower(), raw)
-    return set_path(config, key, value, where=f"--set {assignment!r}")
+        return {"true": True, "false": False}.get(text.strip().lower(), text)
 
 
 def set_path(config: dict, key: str, value, *, where: str | None = None) -> dict:

@@ -9,12 +9,12 @@ module holds them, so the commands are leaves that import nothing from :mod:`xlb
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from xlbench.errors import ConfigError
+from xlbench.presets import parse_value
 
 
 @dataclass(frozen=True)
@@ -68,21 +68,13 @@ def plugins_folder() -> str:
     return str(plugins_dir(global_options().plugins_dir).resolve())
 
 
-def scalar(text: str):
-    """A command-line value: JSON when it parses (numbers, true/false, lists), else the text itself."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def key_values(pairs: list[str] | None) -> dict:
     out: dict = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"bad option {pair!r}: write KEY=VALUE")
-        out[key] = scalar(value)
+        out[key] = parse_value(value)
     return out
 
 

@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from xlbench.commands.common import make_console, open_store, plugins_folder, scalar
+from xlbench.commands.common import make_console, open_store, plugins_folder
 from xlbench.errors import ConfigError, XlbenchError
+from xlbench.presets import parse_value
 
 sweep_app = typer.Typer(help="Grids of runs (e.g. sampler.alpha × seeds): queue, show, stop, resume.",
                         invoke_without_command=True)
@@ -23,7 +24,7 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         key, sep, values = item.partition("=")
         if not sep or not key.strip() or not values.strip():
             raise ConfigError(f"bad --grid {item!r}: write KEY=V1,V2,..., e.g. sampler.alpha=0,0.5,1")
-        grid[key.strip()] = [scalar(v.strip()) for v in values.split(",") if v.strip()]
+        grid[key.strip()] = [parse_value(v.strip()) for v in values.split(",") if v.strip()]
     return grid
 
 
