@@ -65,7 +65,11 @@ def test_stale_heartbeat_from_another_host_is_lost(store):
 
 
 def test_ctrl_c_in_headless_mode_marks_cancelled(slow_plugins):
-    proc = start_xlbench("--plugins-dir", str(slow_plugins), "eval", "--encoder", "slow", "-l", "en,de")
+    # A non-interactive shell starts background jobs with SIGINT ignored and children inherit it
+    # (the suite run as `bash -c '... &'` passed SIG_IGN down, and xlbench rightly ignored Ctrl-C):
+    # give the child the default a terminal's shell gives.
+    proc = start_xlbench("--plugins-dir", str(slow_plugins), "eval", "--encoder", "slow", "-l", "en,de",
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     store = Store()
     run = wait_for(lambda: _running_run(store), timeout=90)
     proc.send_signal(signal.SIGINT)
