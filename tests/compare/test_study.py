@@ -125,3 +125,16 @@ def test_an_exported_sweep_imported_elsewhere_shows_the_same_study(store, tmp_pa
     assert there["rows"] == here["rows"] and there["x"] == here["x"]
     resume = xlbench("--db", other, "sweep", "resume", "1", "--no-run")
     assert resume.returncode == 0 and "requeued 0 runs; 6 finished runs are kept" in resume.stdout
+
+
+def test_while_the_last_grid_value_runs_points_are_tested_against_the_ends_of_the_grid_only(store):
+    """A sweep in progress: with α = 1 not finished, nothing is marked against 'the last point so
+    far' (α = 0.5 here); only α = 0 is a reference until α = 1 arrives."""
+    _, ids = store_synthetic_sweep(store, XS, seeds=(1, 2))
+    partial = [i for i, r in zip(ids, store.run_inputs(ids)) if r.config["sampler"]["alpha"] != 1]
+    study = _study(store, partial, ends=(0, 1))
+    assert study.xs == [0, 0.5] and study.references == [0]
+    assert [t.reference for t in study.rows[0].points[1].tests] == [0] and not study.rows[0].points[0].tests
+    assert "a: different from sampler.alpha=0," in study.legend() and " / " not in study.legend().split(";")[1]
+    full = _study(store, ids, ends=(0, 1))
+    assert full.references == [0, 2] and "a / b: different from sampler.alpha=0 / sampler.alpha=1" in full.legend()

@@ -167,7 +167,7 @@ def sweep_show(
 
     from rich.table import Table
 
-    from xlbench.core.sweeps import sweep_study, x_key_of
+    from xlbench.core.sweeps import grid_ends, sweep_study, x_key_of
     from xlbench.store.views import duration, phase_seconds
     from xlbench.study_view import study_figure, study_markdown, study_table
 
@@ -198,7 +198,7 @@ def sweep_show(
         return
     try:
         study = sweep_study(store.run_inputs(finished), x_key_of(grid), dataset=dataset, metric=metric,
-                            permutations=permutations)
+                            permutations=permutations, ends=grid_ends(grid))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if fmt == "json":

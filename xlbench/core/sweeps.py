@@ -121,10 +121,14 @@ class SweepStudy:
         return text
 
     def legend(self) -> str:
-        if len(self.references) < 2:
+        if len(self.xs) < 2:
             return "mean ± 95 % CI over seeds (Student t); one grid value so far: nothing to test against"
-        a, b = (f"{self.x_key}={self.xs[i]}" for i in self.references)
-        return (f"mean ± 95 % CI over seeds (Student t); a / b: different from {a} / {b}, paired randomization "
+        tested = self.references
+        if not tested:
+            return "mean ± 95 % CI over seeds (Student t); no end of the grid finished yet to test against"
+        letters = " / ".join("ab"[k] for k in range(len(tested)))
+        ends = " / ".join(f"{self.x_key}={self.xs[i]}" for i in tested)
+        return (f"mean ± 95 % CI over seeds (Student t); {letters}: different from {ends}, paired randomization "
                 f"test on per-question scores averaged over seeds ({self.permutations:,} permutations), Holm over "
                 f"all tests: * p<.05 ** p<.01 *** p<.001")
 
@@ -150,14 +154,22 @@ def study_from_dict(d: dict) -> SweepStudy:
     return SweepStudy(d["x_key"], xs, [xs.index(x) for x in d["references"]], rows, d["notes"], d["permutations"])
 
 
+def grid_ends(grid: dict[str, list]) -> tuple:
+    """The first and last value of a sweep's axis, as the grid lists them."""
+    values = grid.get(x_key_of(grid), [])
+    return (values[0], values[-1]) if values else ()
+
+
 def x_key_of(grid: dict[str, list]) -> str:
     """The axis of a sweep: its first grid key that is not the seed (the seed if that is all)."""
     return next((k for k in grid if k != SEED_KEY), SEED_KEY)
 
 
 def sweep_study(runs: list[RunInput], x_key: str, *, dataset: str | None = None, metric: str = "map",
-                permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0) -> SweepStudy:
-    """Group finished runs by ``x_key``'s value and test every point against the first and last."""
+                permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0, ends: tuple | None = None) -> SweepStudy:
+    """Group finished runs by ``x_key``'s value and test every point against the ends of the grid:
+    ``ends`` (the grid's first and last value, e.g. α = 0 and α = 1; an end with no finished run
+    yet is not tested against) or, without it, the smallest and largest value present."""
     notes: list[str] = []
     runs = [r for r in runs if r.results]
     if not runs:
@@ -173,7 +185,10 @@ def sweep_study(runs: list[RunInput], x_key: str, *, dataset: str | None = None,
                                         if isinstance(values_of[k], (int, float)) else str(values_of[k])))
     groups = [by_x[k] for k in order]
     xs = [values_of[k] for k in order]
-    references = sorted({0, len(xs) - 1})
+    if ends is None:
+        references = sorted({0, len(xs) - 1})
+    else:
+        references = [i for end in dict.fromkeys(ends) for i, x in enumerate(xs) if x == end][:2]
     datasets = sorted(set.intersection(*(set(r.results) for r in runs)))
     if dataset is not None:
         if dataset not in datasets:
