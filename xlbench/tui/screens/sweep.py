@@ -150,6 +150,9 @@ class SweepScreen(TabbedScreen):
         if finished != self.finished:
             study = None
             if finished:
+                status = self.query_one("#sweep-status", Static)
+                self.app.call_from_thread(status.update, f"sweep {self.sweep_id}: {len(finished)} finished runs · paired tests "
+                                                         f"({self.app.permutations:,} permutations) running in an xlbench process…")
                 try:
                     out = self.app.run_cli("sweep", "show", str(self.sweep_id), "--format", "json",
                                            "--permutations", str(self.app.permutations))
