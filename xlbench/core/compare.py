@@ -65,7 +65,7 @@ class CompareCell:
 
     @property
     def mark(self) -> str:
-        return stars(self.p_adjusted) if self.p_adjusted is not None else ""
+        return stars(self.p_adjusted)
 
 
 @dataclass

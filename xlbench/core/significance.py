@@ -110,6 +110,8 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def stars(p: float) -> str:
-    """Paper-table marks: *** p < 0.001, ** p < 0.01, * p < 0.05."""
+def stars(p: float | None) -> str:
+    """Paper-table marks: *** p < 0.001, ** p < 0.01, * p < 0.05; none for an untested value."""
+    if p is None:
+        return ""
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""

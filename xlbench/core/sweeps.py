@@ -57,7 +57,7 @@ class PointTest:
 
     @property
     def mark(self) -> str:
-        return stars(self.p_adjusted) if self.p_adjusted is not None else ""
+        return stars(self.p_adjusted)
 
 
 @dataclass
