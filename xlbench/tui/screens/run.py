@@ -15,7 +15,7 @@ from textual.widgets import Footer, Header, RichLog, Static, TabbedContent, TabP
 
 from xlbench.core.metrics import RANK_METRICS
 from xlbench.store.views import duration
-from xlbench.tui.screens.tabbed import TabbedScreen, tab_bindings
+from xlbench.tui.screens.tabbed import TabbedScreen, poll_while_current, tab_bindings
 from xlbench.tui.widgets.bias import BiasRanking
 from xlbench.tui.widgets.heatmap import Heatmap
 from xlbench.tui.widgets.loss_plot import LossPlot
@@ -77,12 +77,7 @@ class RunScreen(TabbedScreen):
 
     def on_mount(self) -> None:
         self.sub_title = f"run {self.run_id}"
-        self.poll()
-        self.set_interval(self.app.poll_seconds, self.poll_if_visible)
-
-    def poll_if_visible(self) -> None:
-        if self.is_current:
-            self.poll()
+        poll_while_current(self, self.app.poll_seconds)
 
     @work(thread=True, exclusive=True, group="poll-run")
     def poll(self) -> None:

@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from xlbench.tui.screens.tabbed import poll_while_current
 from xlbench.tui.widgets.run_table import RunTable
 
 SORTS = [("newest", lambda r: -r.id), ("status", lambda r: (r.status, -r.id)),
@@ -39,12 +40,7 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "runs"
         self.query_one(RunTable).focus()
-        self.poll()
-        self.set_interval(self.app.poll_seconds, self.poll_if_visible)
-
-    def poll_if_visible(self) -> None:
-        if self.is_current:  # a screen underneath another one does not query the database
-            self.poll()
+        poll_while_current(self, self.app.poll_seconds)
 
     @work(thread=True, exclusive=True, group="poll-runs")
     def poll(self) -> None:

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
-from xlbench.tui.screens.tabbed import TabbedScreen, tab_bindings
+from xlbench.tui.screens.tabbed import TabbedScreen, poll_while_current, tab_bindings
 
 FAMILY_COLUMNS = (("mono", "map"), ("cross", "map"), ("multi", "map"))
 
@@ -37,12 +37,7 @@ class SweepsScreen(Screen):
         for col in ("id", "name", "grid", "finished", "running", "queued", "other"):
             table.add_column(col, key=col)
         table.focus()
-        self.poll()
-        self.set_interval(self.app.poll_seconds * 2, self.poll_if_visible)
-
-    def poll_if_visible(self) -> None:
-        if self.is_current:
-            self.poll()
+        poll_while_current(self, self.app.poll_seconds * 2)
 
     @work(thread=True, exclusive=True, group="poll-sweeps")
     def poll(self) -> None:
@@ -108,7 +103,7 @@ class SweepScreen(TabbedScreen):
         self.sweep_id = sweep_id
         self.finished: tuple[int, ...] | None = None
         self.study = None
-        self.runs = []
+        self.summaries: dict[int, dict | None] = {}  # finished run id → its first dataset's report
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -126,12 +121,7 @@ class SweepScreen(TabbedScreen):
 
     def on_mount(self) -> None:
         self.sub_title = f"sweep {self.sweep_id}"
-        self.poll()
-        self.set_interval(self.app.poll_seconds * 2, self.poll_if_visible)
-
-    def poll_if_visible(self) -> None:
-        if self.is_current:
-            self.poll()
+        poll_while_current(self, self.app.poll_seconds * 2)
 
     @work(thread=True, exclusive=True, group="poll-sweep")
     def poll(self) -> None:
@@ -146,7 +136,7 @@ class SweepScreen(TabbedScreen):
         sweep, runs = store.sweep(self.sweep_id)
         finished = tuple(r.id for r in runs if r.status == "finished")
         study = self.study
-        summaries = {}
+        summaries = {}  # reports of runs finished since the last poll (a finished run's never change)
         if finished != self.finished:
             study = None
             if finished:
@@ -159,7 +149,7 @@ class SweepScreen(TabbedScreen):
                     study = study_from_dict(json.loads(out))
                 except XlbenchError as exc:
                     self.app.call_from_thread(self.app.show_error, str(exc))
-            for run_id in finished:
+            for run_id in (i for i in finished if i not in self.summaries):
                 reports = report_from_rows(store.metrics(run_id))
                 summaries[run_id] = reports[0] if reports else None
         self.app.call_from_thread(self.show, sweep, runs, finished, study, summaries)
@@ -177,20 +167,17 @@ class SweepScreen(TabbedScreen):
         self.query_one("#sweep-status", Static).update(
             f"[b]sweep {sweep.id}: {sweep.name}[/b] · {' × '.join(f'{k}={v}' for k, v in grid.items())} · "
             + " · ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"\n{legend}")
-        self.runs = runs
         table = self.query_one("#sweep-runs", DataTable)
         if not table.columns:
             for col in ("run", x_key.rsplit(".", 1)[-1], "seed", "status", "progress", "mono", "cross", "multi",
                         "rank dist"):
                 table.add_column(col)
-        cached = getattr(self, "_summaries", {})
-        cached.update(summaries)
-        self._summaries = cached
+        self.summaries.update(summaries)
         cursor = table.cursor_row
         table.clear()
         for r in runs:
             flat = flatten(json.loads(r.config_json or "{}"))
-            report = cached.get(r.id)
+            report = self.summaries.get(r.id)
             values = [f"{report['summary'][f][m]:.3f}" if report and m in report["summary"].get(f, {}) else "–"
                       for f, m in FAMILY_COLUMNS]
             bias = (report or {}).get("bias", {}).get("rank_distance", {}).get("macro")

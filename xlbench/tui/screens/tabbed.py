@@ -1,4 +1,4 @@
-"""Number keys for the tabs of a screen built around one TabbedContent."""
+"""Shared screen mechanics: number keys for the tabs of a TabbedContent, and polling the database."""
 
 from __future__ import annotations
 
@@ -17,3 +17,10 @@ class TabbedScreen(Screen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+
+def poll_while_current(screen: Screen, seconds: float) -> None:
+    """Call ``screen.poll()`` now and then every ``seconds`` while the screen is the one shown (a
+    screen underneath another one does not query the database)."""
+    screen.poll()
+    screen.set_interval(seconds, lambda: screen.poll() if screen.is_current else None)
