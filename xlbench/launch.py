@@ -25,9 +25,14 @@ def spawn_worker(run_id: int, *, db: str | None = None, log_dir: Path | None = N
     child_env = dict(os.environ if env is None else env)
     if db:  # through the environment: argv is visible to every user of the machine (ps)
         child_env["XLBENCH_DB"] = db
-    log = open(log_dir / f"run-{run_id}.log", "ab") if log_dir else subprocess.DEVNULL
+    log = open(worker_log(log_dir, run_id), "ab") if log_dir else subprocess.DEVNULL
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env,
                             start_new_session=True)
+
+
+def worker_log(log_dir: Path, run_id: int) -> Path:
+    """Where a background worker's output goes."""
+    return log_dir / f"run-{run_id}.log"
 
 
 def submit(store, kind: str, config, name: str, *, parent_id: int | None = None) -> int:
@@ -41,7 +46,7 @@ def start(store, run_id: int) -> tuple[int, Path]:
     from xlbench.paths import logs_dir
 
     logs = logs_dir()
-    return spawn_worker(run_id, db=store.url, log_dir=logs).pid, logs / f"run-{run_id}.log"
+    return spawn_worker(run_id, db=store.url, log_dir=logs).pid, worker_log(logs, run_id)
 
 
 def resume(store, run_id: int) -> int:

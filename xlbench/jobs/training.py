@@ -142,10 +142,11 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
     if lead:
         store.update_env(run_id, training_data=prepared.corpus.stats(), contamination=prepared.overlap)
     if lead and config.eval.before and not any(c.kind == "eval" and c.status == "finished" for c in store.children(run_id)):
-        child = store.create_run(kind="eval", name=f"before: {base_model(config)}", config=prepared.eval_config.model_dump(),
-                                 parent_id=run_id)
-        reporter.event(f"evaluating the starting model first (run {child.id})")
-        execute(store, child.id, lambda rep: evaluation.run(store, child.id, prepared.eval_prepared, rep),
+        from xlbench.launch import submit
+
+        child_id = submit(store, "eval", prepared.eval_config, f"before: {base_model(config)}", parent_id=run_id)
+        reporter.event(f"evaluating the starting model first (run {child_id})")
+        execute(store, child_id, lambda rep: evaluation.run(store, child_id, prepared.eval_prepared, rep),
                 threads=config.threads, reporter=reporter)
 
     encoder = evaluation.make_encoder(prepared.eval_prepared)
