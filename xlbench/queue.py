@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from xlbench.store.store import Store
+from xlbench.executors import reap_all
 from xlbench.launch import spawn_worker
+from xlbench.store.store import Store
 
 
 def gpu_ids() -> list[str]:
@@ -56,7 +57,7 @@ def run_queue(store: Store, *, workers: int = 1, sweep_id: int | None = None, po
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while True:
-            store.reap_lost()
+            reap_all(store)
             for run_id, proc in list(active.items()):
                 if proc.poll() is not None:
                     done[run_id] = proc.returncode
@@ -70,6 +71,7 @@ def run_queue(store: Store, *, workers: int = 1, sweep_id: int | None = None, po
                 env = dict(os.environ)
                 if gpus:
                     env["CUDA_VISIBLE_DEVICES"] = gpus[started % len(gpus)]
+                store.set_job(run.id, "local", None)
                 active[run.id] = spawn_worker(run.id, db=store.url, log_dir=log_dir, env=env)
                 started += 1
                 say(f"run {run.id} started (worker pid {active[run.id].pid}"

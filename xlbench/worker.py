@@ -18,6 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
+from xlbench.core import interrupts
 from xlbench.core.progress import Reporter
 from xlbench.errors import Cancelled, Evicted, XlbenchError, one_line
 from xlbench.store.store import HEARTBEAT_SECONDS, Store
@@ -146,6 +147,7 @@ def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Repor
     except (KeyboardInterrupt, Cancelled) as exc:
         if store.evicted(run_id):
             raise store.eviction(run_id) from None
+        _hand_back_if_preempted(store, run_id)
         message = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
         _finish(store, run_id, "cancelled", message)
         raise Cancelled(f"run {run_id} cancelled: {message}; everything written so far is kept") from None
@@ -164,14 +166,38 @@ def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Repor
 
 
 def _sigterm_cancels() -> None:
-    """SIGTERM (a queue shutting down, ``kill``) cancels like Ctrl-C instead of leaving a lost run."""
+    """SIGTERM (a queue shutting down, ``kill``, a scheduler) and SIGUSR1 (a scheduler's time-limit
+    warning) stop the run like Ctrl-C instead of leaving a lost run."""
     if threading.current_thread() is not threading.main_thread():
         return
 
     def handler(signum, frame):
+        interrupts.note(signum)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, handler)
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, handler)
+
+
+def _hand_back_if_preempted(store: Store, run_id: int) -> None:
+    """If the stop came from the scheduler that placed this run (preemption, requeue, time limit)
+    and nobody asked to cancel it, hand the run back to the queue (its checkpoint is saved) and let
+    the executor requeue the job; raises :class:`Cancelled` saying so. Otherwise return."""
+    signum = interrupts.last()
+    if signum is None:
+        return
+    run = store.get_run(run_id)
+    if run.cancel_requested or not run.executor:
+        return
+    from xlbench.executors import make_executor
+
+    executor = make_executor(run.executor)
+    reason = executor.stop_reason(signum)
+    if not reason:
+        return
+    store.back_to_queue(run_id, reason)
+    executor.after_stop(signum)
+    raise Cancelled(f"run {run_id} handed back to the queue: {reason}")
 
 
 def _finish(store: Store, run_id: int, status: str, error: str | None, detail: str | None = None) -> None:

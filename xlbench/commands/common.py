@@ -123,3 +123,19 @@ def show_results(store, run_id: int, console, json_out: Path | None) -> None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(json_out, reports[0] if len(reports) == 1 else reports, indent=2)
         console.print(f"results written to {json_out}")
+
+
+def read_config_file(path: Path) -> dict:
+    """A TOML (or ``.json``) config file as a dict; a bad file is one :class:`ConfigError` line."""
+    import json
+    import tomllib
+
+    try:
+        text = path.read_text()
+        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None

@@ -22,6 +22,7 @@ from xlbench.commands.common import (
     show_results,
     split_langs,
 )
+from xlbench.executors import placement, reap_all
 
 runs_app = typer.Typer(help="List, inspect and cancel stored runs.", invoke_without_command=True)
 
@@ -80,13 +81,22 @@ def eval_cmd(
 
 def worker_cmd(run_id: Annotated[int, typer.Argument(help="The queued run to execute.")]) -> None:
     """Execute one queued run (what the TUI and the queue start in the background)."""
+    from xlbench.distributed import Distributed
     from xlbench.jobs import job_for
-    from xlbench.worker import execute
+    from xlbench.worker import execute, set_threads
 
     store = open_store()
-    store.reap_lost()
+    dist = Distributed.from_env()  # under torchrun (a multi-GPU Slurm job): one worker per rank
+    if dist.rank == 0:
+        store.reap_lost()
     run = store.get_run(run_id)
     job = job_for(store, run)
+    if dist.rank != 0:  # other ranks compute; rank 0 claims the run and alone writes
+        from xlbench.core.progress import Reporter
+
+        set_threads(job.threads)
+        job(Reporter())
+        return
     # a background worker's output is its log file (db/logs/run-N.log, a Slurm job's output)
     execute(store, run_id, job, threads=job.threads, reporter=None if sys.stdout.isatty() else log_reporter())
 
@@ -103,13 +113,13 @@ def runs_list(
     from rich.table import Table
 
     store = open_store()
-    store.reap_lost()
+    reap_all(store)
     table = Table(title=f"runs in {store.display_url}")
-    for col in ("id", "name", "kind", "status", "phase", "progress", "started", "error"):
+    for col in ("id", "name", "kind", "status", "phase", "progress", "where", "started", "error"):
         table.add_column(col)
     for run in store.list_runs(limit=limit, statuses=[status] if status else None):
         progress = f"{run.progress_done}/{run.progress_total}" if run.progress_total else (str(run.progress_done or ""))
-        table.add_row(str(run.id), run.name, run.kind, run.status, run.phase, progress,
+        table.add_row(str(run.id), run.name, run.kind, run.status, run.phase, progress, placement(run),
                       run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else "", (run.error or "")[:60])
     make_console().print(table)
 
@@ -124,7 +134,7 @@ def runs_show(
     from xlbench.core.facts import summary_lines
 
     store = open_store()
-    store.reap_lost()
+    reap_all(store)
     run = store.get_run(run_id)
     console = make_console()
     console.print(f"[bold]run {run.id}[/] {run.name}: [bold]{run.status}[/]  {run.phase}")
@@ -134,6 +144,8 @@ def runs_show(
                   highlight=False)
     for line in summary_lines(env):
         console.print(f"  {line}", highlight=False, markup=False)
+    if run.executor or run.host:
+        console.print(f"placed: {placement(run, long=True)}", highlight=False)
     if run.error:
         console.print(f"[red]error:[/] {run.error}")
     if events:
@@ -143,6 +155,10 @@ def runs_show(
 
 
 def cancel_cmd(run_id: int) -> None:
-    """Ask a run to stop at its next safe point (a queued run is cancelled at once)."""
-    run = open_store().request_cancel(run_id)
-    make_console().print(f"run {run.id}: {'cancel requested' if run.status == 'running' else run.status}")
+    """Ask a run to stop at its next safe point (a queued run is cancelled at once); a run placed
+    on a scheduler also has its job cancelled there (scancel)."""
+    from xlbench.executors import cancel
+
+    run = cancel(open_store(), run_id)
+    where = f" (job {run.job_id} cancelled in {run.executor})" if run.job_id else ""
+    make_console().print(f"run {run.id}: {'cancel requested' if run.status == 'running' else run.status}{where}")

@@ -10,7 +10,23 @@ from typing import Annotated, Optional
 import typer
 
 from xlbench.commands.common import make_console, open_store, plugins_folder
+from xlbench.commands.placement import (
+    Account,
+    CpusPerRun,
+    ExecutorConfig,
+    ExecutorName,
+    ExecutorOptions,
+    GpusPerRun,
+    Mem,
+    Nodes,
+    Partition,
+    Sbatch,
+    TimeLimit,
+    choose_executor,
+    run_executor,
+)
 from xlbench.errors import ConfigError, XlbenchError
+from xlbench.executors import check_store, reap_all
 from xlbench.presets import parse_value
 
 sweep_app = typer.Typer(help="Grids of runs (e.g. sampler.alpha × seeds): queue, show, stop, resume.",
@@ -53,7 +69,10 @@ def sweep_cmd(
     sets: Annotated[Optional[list[str]], typer.Option("--set", help="Override base keys, as for `xlbench run`.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Name of the sweep.")] = None,
     run_now: Annotated[bool, typer.Option("--run", help="Start a queue for the sweep right away.")] = False,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="With --run: runs at a time.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="With --run: runs at a time (on Slurm: the job array's limit).")] = 1,
+    executor: ExecutorName = None, executor_config: ExecutorConfig = None, executor_option: ExecutorOptions = None,
+    partition: Partition = None, gpus_per_run: GpusPerRun = None, nodes: Nodes = None, cpus_per_run: CpusPerRun = None,
+    mem: Mem = None, time: TimeLimit = None, account: Account = None, sbatch: Sbatch = None,
 ) -> None:
     """Queue one run per grid combination and seed, tied by a sweep id.
 
@@ -62,6 +81,9 @@ def sweep_cmd(
       xlbench sweep --config base.toml --grid sampler.alpha=0,0.25,0.5,0.75,1 --seeds 1,2,3
 
       xlbench queue --workers 2          # or: xlbench sweep ... --run
+
+      xlbench --db postgresql+psycopg://me@dbhost/xlbench sweep -p alpha-study --seeds 1,2,3 \\
+          --grid sampler.alpha=0,0.5,1 --run --executor slurm --partition gpu --gpus-per-run 1 -w 4
     """
     if ctx.invoked_subcommand:
         return
@@ -79,6 +101,12 @@ def sweep_cmd(
     base = build_run_config(preset_name, config_file, sets or [], {})
     base.setdefault("plugins_dir", plugins_folder())
     store = open_store()
+    placer = None
+    if run_now:  # a bad executor option or a SQLite file for a cluster fails before any row is written
+        placer = choose_executor(executor, executor_config or config_file, executor_option, partition=partition,
+                                 gpus_per_run=gpus_per_run, nodes=nodes, cpus_per_run=cpus_per_run, mem=mem,
+                                 time=time, account=account, sbatch=sbatch)
+        check_store(placer, store)
     configs = []
     checked_data = set()
     for assignment, data in expand(base, grid_values):
@@ -98,27 +126,37 @@ def sweep_cmd(
     console = make_console()
     console.print(f"sweep {sweep_id}: queued {len(run_ids)} runs ({run_ids[0]}–{run_ids[-1]}); "
                   f"run them with `xlbench queue --sweep {sweep_id} --workers N`")
-    if run_now:
-        _queue(store, workers, sweep_id)
-
-
-def _queue(store, workers: int, sweep_id: int | None) -> None:
-    from xlbench.paths import logs_dir
-    from xlbench.queue import run_queue
-
-    logs = logs_dir()
-    console = make_console()
-    done = run_queue(store, workers=workers, sweep_id=sweep_id, log_dir=logs, say=lambda m: console.print(m))
-    console.print(f"queue finished: {len(done)} runs executed (logs in {logs})")
+    if placer is not None:
+        run_executor(store, placer, workers=workers, sweep_id=sweep_id)
 
 
 def queue_cmd(
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Runs executed at a time (GPUs are assigned round-robin).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Runs executed at a time (local: GPUs are assigned round-robin; Slurm: the job array's limit).")] = 1,
     sweep: Annotated[Optional[int], typer.Option("--sweep", help="Only this sweep's runs.")] = None,
+    executor: ExecutorName = None, executor_config: ExecutorConfig = None, executor_option: ExecutorOptions = None,
+    partition: Partition = None, gpus_per_run: GpusPerRun = None, nodes: Nodes = None, cpus_per_run: CpusPerRun = None,
+    mem: Mem = None, time: TimeLimit = None, account: Account = None, sbatch: Sbatch = None,
 ) -> None:
-    """Execute queued runs, N at a time, until none is left. Ctrl-C stops it cleanly (running
-    runs are cancelled at their next step with a checkpoint; `xlbench sweep resume` requeues them)."""
-    _queue(open_store(), workers, sweep)
+    """Execute queued runs until none is left: N background workers here (local), or one Slurm
+    job array (--executor slurm) followed until its runs end.
+
+    Locally, Ctrl-C stops the queue cleanly (running runs are cancelled at their next step with a
+    checkpoint; `xlbench sweep resume` requeues them). On Slurm, Ctrl-C only stops following: the
+    jobs run on, preempted or timed-out jobs checkpoint and are requeued, and `xlbench cancel RUN`
+    also scancels a run's job.
+
+    Examples:
+
+      xlbench queue --workers 2
+
+      xlbench --db postgresql+psycopg://me@dbhost/xlbench queue --executor slurm --partition gpu \\
+          --gpus-per-run 2 --time 08:00:00 --sbatch=--constraint=a100 -w 8
+
+      xlbench queue --executor-config cluster.toml     # an \\[executor] section: name = "slurm", ...
+    """
+    placer = choose_executor(executor, executor_config, executor_option, partition=partition, gpus_per_run=gpus_per_run,
+                             nodes=nodes, cpus_per_run=cpus_per_run, mem=mem, time=time, account=account, sbatch=sbatch)
+    run_executor(open_store(), placer, workers=workers, sweep_id=sweep)
 
 
 @sweep_app.command("stop")
@@ -135,17 +173,23 @@ def sweep_resume(
     sweep_id: int,
     run_now: Annotated[bool, typer.Option("--run/--no-run", help="Start a queue for the sweep.")] = True,
     workers: Annotated[int, typer.Option("--workers", "-w")] = 1,
+    executor: ExecutorName = None, executor_config: ExecutorConfig = None, executor_option: ExecutorOptions = None,
+    partition: Partition = None, gpus_per_run: GpusPerRun = None, nodes: Nodes = None, cpus_per_run: CpusPerRun = None,
+    mem: Mem = None, time: TimeLimit = None, account: Account = None, sbatch: Sbatch = None,
 ) -> None:
     """Requeue the sweep's cancelled, failed or lost runs (finished ones are never run again) and
     run the queue; a requeued run continues from its last checkpoint."""
     store = open_store()
-    store.reap_lost()
+    placer = choose_executor(executor, executor_config, executor_option, partition=partition, gpus_per_run=gpus_per_run,
+                             nodes=nodes, cpus_per_run=cpus_per_run, mem=mem, time=time, account=account, sbatch=sbatch)
+    check_store(placer, store)
+    reap_all(store)
     _, runs = store.sweep(sweep_id)
     again = [store.requeue(r.id).id for r in runs if r.status in ("cancelled", "failed", "lost")]
     make_console().print(f"sweep {sweep_id}: requeued {len(again)} runs; "
                      f"{sum(r.status == 'finished' for r in runs)} finished runs are kept")
     if run_now:
-        _queue(store, workers, sweep_id)
+        run_executor(store, placer, workers=workers, sweep_id=sweep_id)
 
 
 @sweep_app.command("show")
@@ -174,7 +218,7 @@ def sweep_show(
     if fmt not in ("table", "md", "json"):
         raise ConfigError(f"--format {fmt!r}: use table, md or json")
     store = open_store()
-    store.reap_lost()
+    reap_all(store)
     sweep, runs = store.sweep(sweep_id)
     grid = json.loads(sweep.grid_json)
     console = make_console()

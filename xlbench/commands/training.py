@@ -18,6 +18,7 @@ from xlbench.commands.common import (
     model_arg,
     open_store,
     plugins_folder,
+    read_config_file,
     run_foreground,
     show_results,
     split_langs,
@@ -29,21 +30,13 @@ sampler_app = typer.Typer(help="Batch samplers: see what a sampler does to your 
 
 def build_run_config(preset_name: str | None, config_file: Path | None, sets: list[str], flags: dict) -> dict:
     """Preset ← TOML file ← flags ← ``--set`` (later wins), as one plain dict."""
-    import tomllib
-
     from xlbench.presets import deep_merge, preset, set_dotted
 
     data = preset(preset_name) if preset_name else (preset("default") if not config_file else {})
     if config_file:
-        try:
-            text = config_file.read_text()
-            data = deep_merge(data, json.loads(text) if config_file.suffix == ".json" else tomllib.loads(text))
-        except OSError as exc:
-            raise ConfigError(f"{config_file}: cannot read ({exc.strerror})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{config_file}: invalid TOML ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{config_file}: invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        experiment = read_config_file(config_file)
+        experiment.pop("executor", None)  # where runs execute is not part of the experiment (commands/placement.py)
+        data = deep_merge(data, experiment)
     flags = {k: v for k, v in flags.items() if v not in (None, {})}
     if "sampler" in flags and flags["sampler"].get("name") != data.get("sampler", {}).get("name"):
         data["sampler"] = {}  # another sampler: the preset's options (alpha, mode...) belong to the old one

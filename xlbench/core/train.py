@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xlbench.core import interrupts
 from xlbench.core.integrity import atomic_dir, manifest_for, read_manifest, verify, write_json_atomic
 from xlbench.core.progress import Reporter
 from xlbench.core.train_settings import TrainSettings
@@ -100,19 +101,20 @@ def _same_text_mask(positives: list[str], columns: list[str]) -> np.ndarray | No
 
 @contextlib.contextmanager
 def _deferred_interrupts():
-    """Turn the first SIGINT/SIGTERM into a flag checked between steps (so no optimizer update is
-    torn in half); a second one interrupts immediately."""
+    """Turn the first SIGINT/SIGTERM/SIGUSR1 into a flag checked between steps (so no optimizer
+    update is torn in half); a second one interrupts immediately."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
     hits = []
 
     def handler(signum, frame):
+        interrupts.note(signum)
         hits.append(signum)
         if len(hits) > 1:
             raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in interrupts.STOP_SIGNALS}
     try:
         yield lambda: bool(hits)
     finally:

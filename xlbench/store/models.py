@@ -70,6 +70,8 @@ class Run(SQLModel, table=True):
     env_json: str = "{}"  # python, torch, device, threads, model description
     parent_id: int | None = Field(default=None, foreign_key="runs.id", index=True)  # e.g. a train run's "before" eval
     sweep_id: int | None = Field(default=None, foreign_key="sweeps.id", index=True)
+    executor: str | None = None  # the executor plugin that placed the run ("local", "slurm"); None: run in the foreground
+    job_id: str | None = None  # the scheduler's job id ("1234", "1234_0" for an array task); None for local workers
 
 
 class Sweep(SQLModel, table=True):

@@ -208,6 +208,14 @@ class Store:
             s.refresh(run)
             return run
 
+    def queued_runs(self, *, sweep_id: int | None = None) -> list[Run]:
+        """Queued top-level runs (a child run is executed by its parent's worker), oldest first."""
+        with session(self.engine) as s:
+            q = select(Run).where(Run.status == "queued", Run.parent_id.is_(None)).order_by(Run.id)
+            if sweep_id is not None:
+                q = q.where(Run.sweep_id == sweep_id)
+            return list(s.exec(q))
+
     def next_queued(self, *, sweep_id: int | None = None, exclude: set[int] = frozenset()) -> Run | None:
         with session(self.engine) as s:
             q = select(Run).where(Run.status == "queued", Run.parent_id.is_(None)).order_by(Run.id)
@@ -303,6 +311,50 @@ class Store:
             s.commit()
             s.refresh(run)
             return run
+
+    def set_job(self, run_id: int, executor: str, job_id: str | None) -> None:
+        """Record where a queued run was placed: the executor and, on a scheduler, its job id."""
+        with session(self.engine) as s:
+            run = _get_run(s, run_id, self.display_url)
+            run.executor, run.job_id = executor, job_id
+            if job_id:
+                s.add(RunEvent(run_id=run_id, message=f"placed by the {executor} executor as job {job_id}"))
+            s.commit()
+
+    def placed_runs(self, executor: str | None = None) -> list[Run]:
+        """Queued or running runs that ``executor`` (any, if None) placed under a scheduler job id."""
+        with session(self.engine) as s:
+            q = select(Run).where(Run.job_id.is_not(None), Run.status.in_(("queued", "running")))
+            if executor is not None:
+                q = q.where(Run.executor == executor)
+            return list(s.exec(q.order_by(Run.id)))
+
+    def mark_lost(self, run_id: int, reason: str, *, quiet_for: float = 0.0) -> bool:
+        """Mark a queued or running run ``lost`` for ``reason`` (e.g. its scheduler job ended without
+        the worker recording an outcome), unless it is running and its worker beat within the last
+        ``quiet_for`` seconds (it may be writing its outcome right now); returns whether it changed."""
+        from sqlalchemy import or_, update
+
+        with session(self.engine) as s:
+            now = db_now(s)
+            silent = or_(Run.status == "queued", Run.heartbeat_at.is_(None),
+                         Run.heartbeat_at < now - timedelta(seconds=quiet_for))
+            changed = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(("queued", "running")), silent).values(
+                status="lost", error=reason, finished_at=now)).rowcount == 1
+            if changed:
+                s.add(RunEvent(run_id=run_id, level="error", message=reason))
+            s.commit()
+            return changed
+
+    def back_to_queue(self, run_id: int, reason: str) -> None:
+        """A running worker hands its run back to the queue (its job was preempted or timed out and
+        will be started again by the scheduler); the next worker resumes from the last checkpoint."""
+        with self._writing(run_id) as s:
+            run = s.get(Run, run_id)
+            run.status, run.pid, run.heartbeat_at, run.cancel_requested = "queued", None, None, False
+            s.add(RunEvent(run_id=run_id, level="warning", message=reason))
+            s.commit()
+        self._leases.discard(run_id)
 
     def reap_lost(self, *, stale_seconds: float = LOST_AFTER_SECONDS) -> list[int]:
         """Mark running runs whose worker is gone as ``lost``: no heartbeat for ``stale_seconds``,

@@ -18,6 +18,8 @@ from textual.command import Hit, Hits, Provider
 from xlbench.errors import XlbenchError
 
 
+SCHEDULER_SECONDS = 10.0  # squeue (or the like) at most this often from the app
+
 class XlbenchCommands(Provider):
     """Command palette: screens, and open any run by id or name."""
 
@@ -59,6 +61,7 @@ class XlbenchApp(App):
         self.permutations = permutations
         self._clock = clock
         self._store = None
+        self._reaped_at = float("-inf")
 
     @property
     def store(self):
@@ -67,6 +70,20 @@ class XlbenchApp(App):
 
             self._store = Store(self.db)
         return self._store
+
+    def reap(self) -> None:
+        """Mark runs whose worker is gone as lost before a screen reads them: by heartbeat on every
+        poll, and by asking the scheduler about runs it placed at most every SCHEDULER_SECONDS."""
+        import time
+
+        now = time.monotonic()
+        if now - self._reaped_at < SCHEDULER_SECONDS:
+            self.store.reap_lost()
+            return
+        from xlbench.executors import reap_all
+
+        self._reaped_at = now
+        reap_all(self.store)
 
     @property
     def known_runs(self):

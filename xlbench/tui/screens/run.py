@@ -86,7 +86,7 @@ class RunScreen(TabbedScreen):
         from xlbench.store.views import run_detail
 
         store = self.app.store
-        store.reap_lost()
+        self.app.reap()
         run = store.get_run(self.run_id)
         detail = self.detail
         if detail is None or (run.status, run.phase) != (detail.run.status, detail.run.phase):
@@ -149,7 +149,10 @@ class RunScreen(TabbedScreen):
 
         run, config, env = detail.run, detail.config, detail.env
         model = env.get("model", {}).get("label") or configured_model(config)
-        lines = [f"[b]{run.id}: {run.name}[/b]", f"{run.kind} · model {model}"]
+        from xlbench.executors import placement
+
+        where = placement(run)
+        lines = [f"[b]{run.id}: {run.name}[/b]", f"{run.kind} · model {model}" + (f" · {where}" if where else "")]
         if run.kind == "train":
             s = config.get("sampler", {})
             t = config.get("train", {})
@@ -206,7 +209,9 @@ class RunScreen(TabbedScreen):
 
         def done(yes: bool) -> None:
             if yes:
-                self.app.guard(lambda: self.app.store.request_cancel(self.run_id), f"cancel requested for run {self.run_id}")
+                from xlbench.executors import cancel
+
+                self.app.guard(lambda: cancel(self.app.store, self.run_id), f"cancel requested for run {self.run_id}")
 
         self.app.push_screen(ConfirmDialog(f"Cancel run {self.run_id}? It stops at its next step and keeps a checkpoint."), done)
 

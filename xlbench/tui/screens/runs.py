@@ -47,7 +47,7 @@ class RunsScreen(Screen):
         from xlbench.store.views import runs_overview
 
         store = self.app.store
-        store.reap_lost()
+        self.app.reap()
         summaries = runs_overview(store)
         self.app.call_from_thread(self.show, summaries)
 

@@ -132,7 +132,7 @@ class SweepScreen(TabbedScreen):
         from xlbench.store.results import report_from_rows
 
         store = self.app.store
-        store.reap_lost()
+        self.app.reap()
         sweep, runs = store.sweep(self.sweep_id)
         finished = tuple(r.id for r in runs if r.status == "finished")
         study = self.study
