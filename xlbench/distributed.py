@@ -49,3 +49,10 @@ class Distributed:
         box = [create() if self.rank == 0 else None]
         dist.broadcast_object_list(box, src=0)
         return int(box[0])
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here (nothing to wait for in one process)."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -68,14 +69,23 @@ def eval_cmd(
     }, where="eval options")
     prepared = evaluation.prepare(config)  # bad input fails here, before any row is written
     store = open_store()
+    from xlbench.distributed import Distributed
     from xlbench.launch import submit
 
-    run = store.get_run(submit(store, "eval", config, name or evaluation.run_name(config)))
+    dist = Distributed.from_env()  # under torchrun: one run row, encoding sharded over the ranks
+    run = store.get_run(dist.broadcast_run_id(lambda: submit(store, "eval", config, name or evaluation.run_name(config))))
     console = make_console()
-    if detach:
+    if dist.rank != 0:
+        from xlbench.core.progress import Reporter
+        from xlbench.worker import set_threads
+
+        set_threads(threads)
+        evaluation.run(store, run.id, prepared, Reporter(), dist=dist)
+        return
+    if detach and dist.world == 1:
         hand_to_worker(store, run.id, console)
         return
-    run_foreground(store, run.id, lambda rep: evaluation.run(store, run.id, prepared, rep), threads, console)
+    run_foreground(store, run.id, lambda rep: evaluation.run(store, run.id, prepared, rep, dist=dist), threads, console)
     show_results(store, run.id, console, json_out)
 
 
@@ -115,11 +125,14 @@ def runs_list(
     store = open_store()
     reap_all(store)
     table = Table(title=f"runs in {store.display_url}")
-    for col in ("id", "name", "kind", "status", "phase", "progress", "where", "started", "error"):
-        table.add_column(col)
-    for run in store.list_runs(limit=limit, statuses=[status] if status else None):
+    runs = store.list_runs(limit=limit, statuses=[status] if status else None)
+    # where runs ran, when that says something: a scheduler's job, or hosts other than this one
+    where = any(r.job_id for r in runs) or bool({r.host for r in runs if r.host} - {socket.gethostname()})
+    for col in ("id", "name", "kind", "status", "phase", "progress", *(["where"] if where else []), "started", "error"):
+        table.add_column(col, no_wrap=col in ("id", "status"))
+    for run in runs:
         progress = f"{run.progress_done}/{run.progress_total}" if run.progress_total else (str(run.progress_done or ""))
-        table.add_row(str(run.id), run.name, run.kind, run.status, run.phase, progress, placement(run),
+        table.add_row(str(run.id), run.name, run.kind, run.status, run.phase, progress, *([placement(run)] if where else []),
                       run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else "", (run.error or "")[:60])
     make_console().print(table)
 

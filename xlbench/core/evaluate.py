@@ -90,6 +90,40 @@ def evaluate_lareqa(ds: LareqaSet, encoder: Encoder, *, cache=None, reporter: Re
                          ranks.to_bytes(), PAYLOAD_FORMAT, info)
 
 
+def encode_share(ds, encoder: Encoder, *, cache: EmbeddingCache, rank: int, world: int, reporter: Reporter | None = None,
+                 batch_size: int = 256, search_chunk: int = 65536) -> EncodeStats:
+    """Sharded evaluation, one rank's part: encode every ``world``-th unique text (MIRACL: every
+    ``world``-th corpus chunk) that :func:`evaluate` will need into the cache, and nothing else.
+
+    Once every rank has done its part, :func:`evaluate` on one rank finds every vector in the cache
+    and only scores. The vectors are those one process would compute: on CPU each text's vector
+    does not depend on the texts batched with it (see the sentence-transformers encoder), so the
+    metrics are identical; a killed rank's flushed vectors stay cached for the next attempt."""
+    reporter = reporter or Reporter()
+    stats = EncodeStats()
+    where = f"rank {rank + 1} of {world}"
+    if isinstance(ds, LareqaSet):
+        for texts, role in ((ds.query_text, "query"), (ds.cand_text, "passage")):
+            share = list(dict.fromkeys(texts))[rank::world]
+            _encode(encoder, share, role, f"{ds.name}: encode {role} share ({where})", cache=cache, reporter=reporter,
+                    batch_size=batch_size, stats=stats)
+    elif isinstance(ds, MiraclSet):
+        chunks = cache.chunks()
+        for lang in ds.languages:
+            part = ds.per_lang[lang]
+            share = list(dict.fromkeys(part.query_text))[rank::world]
+            _encode(encoder, share, "query", f"miracl {lang}: encode query share ({where})", cache=cache,
+                    reporter=reporter, batch_size=batch_size, stats=stats)
+            reporter.phase(f"miracl {lang}: encode corpus chunks ({where})", None)
+            for c, (_ids, texts) in enumerate(part.iter_corpus(chunk=search_chunk)):
+                if c % world == rank:
+                    _encode_chunk(encoder, texts, chunks, batch_size=batch_size, stats=stats)
+                    reporter.advance(c + 1, None)
+    else:
+        raise TypeError(f"cannot evaluate a {type(ds).__name__}")
+    return stats
+
+
 def _same_dimension(encoder: Encoder, queries: np.ndarray, passages: np.ndarray) -> None:
     if len(queries) and len(passages) and queries.shape[1] != passages.shape[1]:
         raise PluginError(f"encoder {type(encoder).name!r} returned {queries.shape[1]}-dimensional query vectors but "

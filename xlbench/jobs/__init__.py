@@ -44,7 +44,13 @@ def job_for(store, run, *, resume: bool = False) -> Job:
     if run.kind == "eval":
         from xlbench.jobs import evaluation
 
-        return Job(lambda reporter: evaluation.run(store, run.id, evaluation.prepare(config), reporter), config.threads)
+        def evaluate(reporter: Reporter) -> None:
+            from xlbench.distributed import Distributed
+
+            # under torchrun every rank's worker gets here: each encodes its share, rank 0 scores
+            evaluation.run(store, run.id, evaluation.prepare(config), reporter, dist=Distributed.from_env())
+
+        return Job(evaluate, config.threads)
     from xlbench.jobs import training
 
     return Job(lambda reporter: training.run(store, run.id, training.prepare(config), reporter, resume=resume),

@@ -90,18 +90,27 @@ def run_name(config: EvalConfig) -> str:
     return f"eval {model_name(config)} on {sets}"
 
 
-def run(store, run_id: int, prepared: Prepared, reporter: Reporter, *, register_as: str | None = None) -> None:
+def run(store, run_id: int, prepared: Prepared, reporter: Reporter, *, register_as: str | None = None,
+        dist=None) -> None:
     """Evaluate and store each dataset (its metrics and per-query ranks in one transaction).
 
-    The model is registered under ``register_as`` (default: its spec, e.g. the hub id)."""
+    The model is registered under ``register_as`` (default: its spec, e.g. the hub id). Under
+    torchrun (``dist`` with several ranks; every rank calls this) the encoding is sharded: each
+    rank encodes its share into the embedding cache, then rank 0 alone scores and writes."""
     from xlbench.core.encoders.base import describe, fingerprint
     from xlbench.core.encoders.cache import EmbeddingCache
     from xlbench.core.evaluate import evaluate
+    from xlbench.distributed import Distributed
     from xlbench.paths import cache_dir
     from xlbench.store.results import result_rows
 
     config = prepared.config
+    dist = dist or Distributed()  # one process unless the caller runs every rank through here
     encoder = make_encoder(prepared)
+    if dist.world > 1:
+        encode_shares(prepared, encoder, dist, reporter)
+        if dist.rank != 0:
+            return
     reporter.phase("loading the encoder", None)
     info = describe(encoder)
     model = store.ensure_model(register_as or model_name(config), encoder=type(encoder).name, source=model_name(config),
@@ -128,6 +137,35 @@ def run(store, run_id: int, prepared: Prepared, reporter: Reporter, *, register_
             f"({enc.get('from_cache', 0)} from cache) of {enc.get('unique', 0)} unique",
             data=result.info,
         )
+
+
+def encode_shares(prepared: Prepared, encoder, dist, reporter: Reporter) -> None:
+    """Every rank encodes its share of every dataset into the embedding cache (shared storage),
+    then waits for the others; rank 0 then finds every vector cached."""
+    import time
+
+    from xlbench.core.encoders.base import fingerprint
+    from xlbench.core.encoders.cache import EmbeddingCache
+    from xlbench.core.evaluate import encode_share
+    from xlbench.paths import cache_dir
+
+    config = prepared.config
+    key = fingerprint(encoder) if config.cache else None
+    if key is None:
+        if dist.rank == 0:
+            reporter.event("sharded evaluation needs the embedding cache (off here): rank 0 encodes everything", "warning")
+    else:
+        t0 = time.perf_counter()
+        cache = EmbeddingCache(cache_dir("embeddings"), key, on_damage=lambda m: reporter.event(m, "warning"))
+        encoded = 0
+        for ds in prepared.datasets:
+            stats = encode_share(ds, encoder, cache=cache, rank=dist.rank, world=dist.world, reporter=reporter,
+                                 batch_size=config.encode_chunk)
+            encoded += stats.unique - stats.from_cache
+        if dist.rank == 0:
+            reporter.event(f"sharded evaluation: rank 1 of {dist.world} encoded {encoded} texts of its share in "
+                           f"{time.perf_counter() - t0:.1f} s; waiting for the other ranks")
+    dist.barrier()
 
 
 def _size_text(stats: dict) -> str:

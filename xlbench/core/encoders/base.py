@@ -19,6 +19,7 @@ Optional members xlbench uses when present:
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable
 from typing import ClassVar, Protocol, runtime_checkable
@@ -92,19 +93,22 @@ def encode_texts(
     *,
     cache: EmbeddingCache | None = None,
     batch_size: int = 256,
-    flush_seconds: float = 20.0,
+    flush_seconds: float | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     stats: EncodeStats | None = None,
 ) -> np.ndarray:
     """Vectors for ``texts`` in order; each unique text is encoded at most once (and never if cached).
 
     Texts are encoded longest first in batches of ``batch_size`` so padding stays small; new
-    vectors are flushed to the cache at least every ``flush_seconds``. ``on_progress(done,
+    vectors are flushed to the cache at least every ``flush_seconds`` (default
+    ``$XLBENCH_CACHE_FLUSH_SECONDS`` or 20: what a killed process loses at most). ``on_progress(done,
     total)`` counts unique texts and may raise to stop (what was flushed stays cached).
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
     stats = stats or EncodeStats()
+    if flush_seconds is None:
+        flush_seconds = float(os.environ.get("XLBENCH_CACHE_FLUSH_SECONDS", "20"))
     t0 = time.perf_counter()
     unique: dict[str, int] = {}
     index = np.fromiter((unique.setdefault(t, len(unique)) for t in texts), dtype=np.int64, count=len(texts))

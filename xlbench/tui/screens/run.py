@@ -151,7 +151,7 @@ class RunScreen(TabbedScreen):
         model = env.get("model", {}).get("label") or configured_model(config)
         from xlbench.executors import placement
 
-        where = placement(run)
+        where = placement(run) if run.job_id else ""  # a scheduler's job and node; a local run's host is in its config tab
         lines = [f"[b]{run.id}: {run.name}[/b]", f"{run.kind} · model {model}" + (f" · {where}" if where else "")]
         if run.kind == "train":
             s = config.get("sampler", {})
