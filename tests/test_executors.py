@@ -127,6 +127,19 @@ def report(line: str) -> None:
             fh.write(line + "\n")
 
 
+def sweep_on_slurm(exp: Path, db: str, *args: str) -> Store:
+    """Queue ``exp`` as a sweep (``args``: --grid/--seeds and executor flags) and submit it to Slurm
+    without following it; returns the store."""
+    res = xlbench("--plugins-dir", str(PLUGINS), "sweep", "--config", str(exp), *args, "--run", "--executor", "slurm",
+                  "--mem", "2G", "-x", "follow=false", env={"XLBENCH_DB": db})
+    assert res.returncode == 0, res.stderr
+    from sqlalchemy.engine import make_url
+
+    password = make_url(db).password
+    assert not password or password not in res.stdout + res.stderr
+    return Store(db)
+
+
 def squeue_state(job_id: str) -> str:
     res = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i %T"], capture_output=True, text=True)
     return dict(line.split() for line in res.stdout.splitlines() if line.strip()).get(job_id, "")
@@ -148,11 +161,8 @@ def test_a_sweep_runs_as_a_job_array_and_a_requeued_run_resumes_with_the_same_me
     # two runs that differ only in how many checkpoints they keep: the same model either way
     exp = tiny_run_toml(tmp_path / "exp.toml", tiny_model, steps=240, name="slurm", batch_size=8, val_every=0,
                         checkpoint_every=20)
-    env = {"XLBENCH_DB": pg_url, "XLBENCH_PROGRESS_SECONDS": "5"}
-    res = xlbench("--plugins-dir", str(PLUGINS), "sweep", "--config", str(exp), "--grid", "train.keep_checkpoints=1,2",
-                  "--run", "--executor", "slurm", "--mem", "2G", "-w", "2", "-x", "follow=false", env=env)
-    assert res.returncode == 0, res.stderr
-    store = Store(pg_url)
+    env = {"XLBENCH_DB": pg_url}
+    store = sweep_on_slurm(exp, pg_url, "--grid", "train.keep_checkpoints=1,2", "-w", "2")
     runs = sorted(store.list_runs(), key=lambda r: r.id)
     assert len(runs) == 2 and all(r.executor == "slurm" and r.job_id for r in runs)
     report(f"sweep of 2 runs submitted as one job array: job ids {[r.job_id for r in runs]}")
@@ -181,6 +191,28 @@ def test_a_sweep_runs_as_a_job_array_and_a_requeued_run_resumes_with_the_same_me
     # the node a run ran on is its host; `xlbench runs` shows job and node
     listing = xlbench("runs", env=env)
     assert target.job_id in listing.stdout, listing.stdout
+    store.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@needs_cluster
+def test_a_time_limit_warning_checkpoints_requeues_the_job_and_the_run_finishes(tiny_model, pg_url, tmp_path):
+    exp = tiny_run_toml(tmp_path / "exp.toml", tiny_model, steps=160, name="usr1", batch_size=8, val_every=0,
+                        checkpoint_every=40)
+    store = sweep_on_slurm(exp, pg_url, "--seeds", "1", "--time", "00:30:00")
+    run = store.list_runs()[0]
+    wait_for(lambda: training_step(store, run.id) >= 30, timeout=300, interval=0.5)
+    # what Slurm does signal_seconds before the time limit (--signal=B:USR1@120): SIGUSR1 to the batch shell
+    subprocess.run(["scancel", "--signal=USR1", "--batch", run.job_id], check=True)
+    report(f"scancel --signal=USR1 --batch {run.job_id} (a time-limit warning) at step {store.get_run(run.id).progress_done}")
+    wait_for(lambda: store.get_run(run.id).status in ("finished", "failed", "cancelled", "lost"), timeout=600, interval=1)
+    row = store.get_run(run.id)
+    events = [e.message for e in store.events(run.id)]
+    assert row.status == "finished", (row.status, row.error, events)
+    assert any("time limit is near (SIGUSR1)" in m for m in events), events
+    assert any(m.startswith("resuming from the checkpoint at step") for m in events), events
+    report("after SIGUSR1: " + " | ".join(m for m in events if "SIGUSR1" in m or m.startswith("resuming") or m == "run finished"))
     store.dispose()
 
 
@@ -229,11 +261,7 @@ def test_no_password_in_the_process_list_or_the_batch_script(tiny_model, pg_url,
     url = make_url(pg_url).set(password=secret).render_as_string(hide_password=False)  # trust auth ignores it
     exp = tiny_run_toml(tmp_path / "exp.toml", tiny_model, steps=400, name="ps", batch_size=8, val_every=0,
                         checkpoint_every=100)
-    res = xlbench("--plugins-dir", str(PLUGINS), "--db", url, "sweep", "--config", str(exp), "--seeds", "1", "--run",
-                  "--executor", "slurm", "--mem", "2G", "-x", "follow=false")
-    assert res.returncode == 0, res.stderr
-    assert secret not in res.stdout + res.stderr
-    store = Store(url)
+    store = sweep_on_slurm(exp, url, "--seeds", "1")
     run = store.list_runs()[0]
     wait_for(lambda: training_step(store, run.id) > 0, timeout=300)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
