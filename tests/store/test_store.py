@@ -167,3 +167,33 @@ def test_concurrent_first_opens_all_succeed(tmp_path):
              for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-400:] for o in outs]
+
+
+def test_phase_times_of_a_run_resumed_during_its_evaluation_start_at_its_first_attempt(store):
+    """Run 7 of the α study was resumed after its training had ended: its last claim came after its
+    last step, which once made its training time negative."""
+    import time
+
+    from xlbench.store.views import phase_seconds
+
+    run = store.create_run(kind="train", name="resumed", config={})
+    store.set_job(run.id, "slurm", "41_0")  # placed (and noted) long before it starts
+    time.sleep(0.05)
+    store.claim_run(run.id, env={}, git_commit=None)
+    store.add_event(run.id, "trains on ...")
+    store.add_train_points(run.id, [{"step": s, "split": "train", "loss": 1.0} for s in (1, 2)])
+    time.sleep(0.05)
+    store.finish_run(run.id, "lost", "worker stopped")
+    store.requeue(run.id)
+    time.sleep(0.05)
+    store.claim_run(run.id, env={}, git_commit=None)  # resumed in evaluation: no more steps
+    time.sleep(0.05)
+    store.finish_run(run.id, "finished")
+    row = store.get_run(run.id)
+    first = store.events(run.id)[1].ts  # "trains on ...", after the placement note
+    last_step = store.train_points(run.id)[-1].ts
+    phases = phase_seconds(store, row)
+    assert row.started_at > last_step  # the situation
+    assert phases["train"] == pytest.approx((last_step - first).total_seconds()) and phases["train"] >= 0
+    assert phases["evaluate"] == pytest.approx((row.finished_at - last_step).total_seconds()) and phases["evaluate"] > 0.1
+    assert phases["total"] == pytest.approx(phases["train"] + phases["evaluate"])

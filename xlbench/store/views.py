@@ -123,17 +123,26 @@ def now() -> datetime:
     return utcnow()
 
 
+QUEUE_NOTES = ("placed by the ", "queued again")  # events written while a run waits, by the queue
+
+
 def phase_seconds(store, run) -> dict[str, float] | None:
     """Wall time of a finished training run by phase: ``train`` (start to its last logged step,
     validation and checkpoints included), ``evaluate`` (from there to the end) and ``total``.
-    A resumed run counts the time between its start and its end, pauses included."""
+
+    The start is the first attempt's (its first event): a resumed run's ``started_at`` is its last
+    claim, which can come after its training ended (resumed during evaluation). A resumed run's
+    phases count the pauses between its attempts."""
     if run.started_at is None or run.finished_at is None:
         return None
+    # the first event a worker wrote (not the queue's own notes: placed on a scheduler, requeued)
+    worked = [e.ts for e in store.events(run.id) if not e.message.startswith(QUEUE_NOTES)]
+    start = min([run.started_at] + worked[:1])
     points = store.train_points(run.id, split="train")
-    total = (run.finished_at - run.started_at).total_seconds()
+    total = (run.finished_at - start).total_seconds()
     if not points:
         return {"total": total}
-    trained = (points[-1].ts - run.started_at).total_seconds()
+    trained = (points[-1].ts - start).total_seconds()
     return {"train": trained, "evaluate": total - trained, "total": total}
 
 
