@@ -114,3 +114,27 @@ def test_unknown_sampler_and_option_are_one_line(tiny_model):
     bad.sampler = type(bad.sampler).model_validate({"name": "hybrid", "alpah": 0.3})
     with pytest.raises(ConfigError, match=r"no option alpah \(valid: alpha, mode, weights\)"):
         training.prepare(bad)
+
+
+def test_a_run_resumed_after_training_keeps_its_saved_model_files_and_so_its_embedding_cache(tmp_path, tiny_model):
+    """Run 7 of the α study was resumed during its evaluation: the final model was written again, its
+    files got new dates, the fingerprint (the cache key) changed, and 26,034 texts were encoded anew."""
+    from sentence_transformers import SentenceTransformer
+
+    from xlbench.core.encoders.st import _folder_fingerprint
+    from xlbench.jobs.training import save_final
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    final = tmp_path / "run-1" / "model"
+    final.parent.mkdir()
+    assert save_final(final, lambda d: model.save(str(d))) is True
+    before = _folder_fingerprint(final)
+    assert save_final(final, lambda d: model.save(str(d))) is False  # the same model again: nothing rewritten
+    assert _folder_fingerprint(final) == before
+    import torch
+
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    assert save_final(final, lambda d: model.save(str(d))) is True  # other weights: written
+    assert _folder_fingerprint(final) != before
+    assert not [p for p in final.parent.iterdir() if p.name.startswith(".compare-")]

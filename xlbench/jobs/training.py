@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,14 +229,37 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
             trainable.save(folder)
             (folder / INFO_FILE).write_text(json.dumps(info, indent=2))
 
-        from xlbench.core.integrity import atomic_dir
-
-        atomic_dir(final, save)
-        reporter.event(f"saved the fine-tuned model to {final} (model run-{run_id}: {label})")
+        if save_final(final, save):
+            reporter.event(f"saved the fine-tuned model to {final} (model run-{run_id}: {label})")
+        else:
+            reporter.event(f"kept the fine-tuned model saved before the interruption (identical files): {final}; "
+                           "its cached embeddings stay valid")
     dist.barrier()  # under torchrun every rank then encodes its share of the evaluation from the saved model
     final_eval = prepared.eval_config.model_copy(update={"model": str(final), "encoder": None, "encoder_options": {}})
     evaluation.run(store, run_id, evaluation.prepare(final_eval, prepared.registry), reporter, register_as=f"run-{run_id}",
                    dist=dist)
+
+
+def save_final(final: Path, save: Callable[[Path], None]) -> bool:
+    """Write the final model with ``save`` unless the folder already holds the same files (a run
+    resumed after its training had ended): rewritten files would get new dates, which changes the
+    model's fingerprint and so its embedding cache key, and the evaluation would start over.
+    Returns whether it wrote."""
+    import filecmp
+    import tempfile
+
+    from xlbench.core.integrity import atomic_dir
+
+    if final.is_dir():
+        with tempfile.TemporaryDirectory(dir=final.parent, prefix=".compare-") as tmp:
+            fresh = Path(tmp)
+            save(fresh)
+            names = sorted(str(f.relative_to(fresh)) for f in fresh.rglob("*") if f.is_file())
+            present = sorted(str(f.relative_to(final)) for f in final.rglob("*") if f.is_file())
+            if names == present and all(filecmp.cmp(fresh / n, final / n, shallow=False) for n in names):
+                return False
+    atomic_dir(final, save)
+    return True
 
 
 def intact_checkpoint(directory: Path, recorded_step: int | None, reporter: Reporter) -> tuple[Path | None, int]:
