@@ -166,9 +166,7 @@ class SlurmExecutor(Executor):
         path = scripts / f"runs-{run_ids[0]}-{run_ids[-1]}-{datetime.now():%Y%m%d-%H%M%S}.sbatch"
         path.write_text(text)
         env = dict(os.environ)
-        env.setdefault("XLBENCH_DB_FILE", "")
-        if not env["XLBENCH_DB_FILE"]:
-            env.pop("XLBENCH_DB_FILE")
+        if not env.get("XLBENCH_DB_FILE"):  # with a URL file, the jobs read it (the password stays in the file)
             env["XLBENCH_DB"] = store.url  # through sbatch's environment (--export=ALL), not its argv
         out = _command(["sbatch", "--parsable", str(path)], "submitting to Slurm").strip()
         job = out.split(";")[0]
@@ -194,7 +192,8 @@ class SlurmExecutor(Executor):
             say(f"submitted {len(queued)} run(s) to Slurm as job {job}"
                 + (f" (array, at most {workers} at a time)" if len(queued) > 1 else "") + ": "
                 + ", ".join(f"run {r} → {j}" for r, j in placed.items()))
-        follow = {r.id: r.job_id for r in store.placed_runs(self.name)} | placed
+        follow = {r.id: r.job_id for r in store.placed_runs(self.name) if sweep_id is None or r.sweep_id == sweep_id}
+        follow |= placed
         if not self.options.follow or not follow:
             return {}
         return self.follow(store, follow, say=say)
