@@ -19,7 +19,7 @@ from tests.conftest import PLUGINS
 from tests.helpers import tiny_run_toml, wait_for, xlbench
 from xlbench.errors import ConfigError
 from xlbench.executors.slurm import SlurmExecutor, SlurmOptions, batch_script
-from xlbench.store.store import Store
+from xlbench.store.store import TERMINAL_STATUSES, Store
 
 # --- the batch script (no cluster needed) --------------------------------------------------------
 
@@ -174,7 +174,7 @@ def test_a_sweep_runs_as_a_job_array_and_a_requeued_run_resumes_with_the_same_me
     requeue = subprocess.run(["scontrol", "requeue", target.job_id], capture_output=True, text=True)
     assert requeue.returncode == 0, requeue.stderr
     report(f"scontrol requeue {target.job_id} (run {target.id}) at training step {store.get_run(target.id).progress_done}")
-    wait_for(lambda: all(store.get_run(r.id).status in ("finished", "failed", "cancelled", "lost") for r in runs),
+    wait_for(lambda: all(store.get_run(r.id).status in TERMINAL_STATUSES for r in runs),
              timeout=600, interval=1)
     for r in runs:
         row = store.get_run(r.id)
@@ -206,7 +206,7 @@ def test_a_time_limit_warning_checkpoints_requeues_the_job_and_the_run_finishes(
     # what Slurm does signal_seconds before the time limit (--signal=B:USR1@120): SIGUSR1 to the batch shell
     subprocess.run(["scancel", "--signal=USR1", "--batch", run.job_id], check=True)
     report(f"scancel --signal=USR1 --batch {run.job_id} (a time-limit warning) at step {store.get_run(run.id).progress_done}")
-    wait_for(lambda: store.get_run(run.id).status in ("finished", "failed", "cancelled", "lost"), timeout=600, interval=1)
+    wait_for(lambda: store.get_run(run.id).status in TERMINAL_STATUSES, timeout=600, interval=1)
     row = store.get_run(run.id)
     events = [e.message for e in store.events(run.id)]
     assert row.status == "finished", (row.status, row.error, events)

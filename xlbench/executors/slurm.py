@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from xlbench.errors import ConfigError, XlbenchError
 from xlbench.executors import Executor, check_store
+from xlbench.store.store import TERMINAL_STATUSES
 
 # squeue's words for a job that will not run (again) by itself
 ENDED_STATES = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
@@ -216,7 +217,7 @@ class SlurmExecutor(Executor):
                     if seen.get(run_id) != word:
                         seen[run_id] = word
                         say(f"run {run_id} {word}" + (f": {run.error}" if run.error and run.status != "running" else ""))
-                    if run.status in ("finished", "failed", "cancelled", "lost"):
+                    if run.status in TERMINAL_STATUSES:
                         ended[run_id] = run.status
                 if len(ended) < len(jobs):
                     time.sleep(self.options.poll_seconds)

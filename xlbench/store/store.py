@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from xlbench.errors import Evicted, StoreError
 from xlbench.store.database import is_read_only, open_engine, session
-from xlbench.store.models import Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent, TrainPoint, utcnow
+from xlbench.store.models import ACTIVE_STATUSES, Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent, TrainPoint, utcnow
 from xlbench.store.secrets import db_url, redact_url
 
 HEARTBEAT_SECONDS = 2.0
@@ -325,7 +325,7 @@ class Store:
     def placed_runs(self, executor: str | None = None) -> list[Run]:
         """Queued or running runs that ``executor`` (any, if None) placed under a scheduler job id."""
         with session(self.engine) as s:
-            q = select(Run).where(Run.job_id.is_not(None), Run.status.in_(("queued", "running")))
+            q = select(Run).where(Run.job_id.is_not(None), Run.status.in_(ACTIVE_STATUSES))
             if executor is not None:
                 q = q.where(Run.executor == executor)
             return list(s.exec(q.order_by(Run.id)))
@@ -340,7 +340,7 @@ class Store:
             now = db_now(s)
             silent = or_(Run.status == "queued", Run.heartbeat_at.is_(None),
                          Run.heartbeat_at < now - timedelta(seconds=quiet_for))
-            changed = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(("queued", "running")), silent).values(
+            changed = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(ACTIVE_STATUSES), silent).values(
                 status="lost", error=reason, finished_at=now)).rowcount == 1
             if changed:
                 s.add(RunEvent(run_id=run_id, level="error", message=reason))
