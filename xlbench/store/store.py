@@ -40,6 +40,12 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def _queued(sweep_id: int | None):
+    """Queued top-level runs (of one sweep, if given), oldest first, as a query."""
+    q = select(Run).where(Run.status == "queued", Run.parent_id.is_(None)).order_by(Run.id)
+    return q if sweep_id is None else q.where(Run.sweep_id == sweep_id)
+
+
 def _get_run(s, run_id: int, url: str) -> Run:
     run = s.get(Run, run_id)
     if run is None:
@@ -212,16 +218,11 @@ class Store:
     def queued_runs(self, *, sweep_id: int | None = None) -> list[Run]:
         """Queued top-level runs (a child run is executed by its parent's worker), oldest first."""
         with session(self.engine) as s:
-            q = select(Run).where(Run.status == "queued", Run.parent_id.is_(None)).order_by(Run.id)
-            if sweep_id is not None:
-                q = q.where(Run.sweep_id == sweep_id)
-            return list(s.exec(q))
+            return list(s.exec(_queued(sweep_id)))
 
     def next_queued(self, *, sweep_id: int | None = None, exclude: set[int] = frozenset()) -> Run | None:
         with session(self.engine) as s:
-            q = select(Run).where(Run.status == "queued", Run.parent_id.is_(None)).order_by(Run.id)
-            if sweep_id is not None:
-                q = q.where(Run.sweep_id == sweep_id)
+            q = _queued(sweep_id)
             if exclude:
                 q = q.where(Run.id.not_in(exclude))
             return s.exec(q).first()
