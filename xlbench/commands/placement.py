@@ -41,17 +41,16 @@ Sbatch = Annotated[Optional[list[str]], typer.Option("--sbatch", help="Extra sba
 
 def choose_executor(name: str | None = None, config_file: Path | None = None, options: list[str] | None = None, **slurm):
     """The executor named by the flags or the config file's ``[executor]`` section, with its options."""
-    from xlbench.executors import make_executor
+    from xlbench.executors import DEFAULT_EXECUTOR, make_executor
 
     section: dict = {}
     if config_file is not None:
-        data = read_config_file(config_file)
-        section = data.get("executor", {})
+        section = read_config_file(config_file).get("executor", {})
         if not isinstance(section, dict):
             raise ConfigError(f"{config_file}: [executor] must be a table")
     section = dict(section)
-    chosen = name or section.pop("name", None) or "local"
-    section.pop("name", None)
+    configured = section.pop("name", None)  # the rest are the executor's options
+    chosen = name or configured or DEFAULT_EXECUTOR
     section.update(key_values(options))
     given = {k: v for k, v in slurm.items() if v not in (None, [])}
     if given and chosen != "slurm":

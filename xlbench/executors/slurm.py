@@ -205,14 +205,15 @@ class SlurmExecutor(Executor):
         ended: dict[int, str] = {}
         try:
             while len(ended) < len(jobs):
-                self.reap(store)
-                states = self.states()
+                states = self.states()  # one squeue per poll, for losing runs and for reporting
+                self.reap(store, states)
                 for run_id, job_id in jobs.items():
                     if run_id in ended:
                         continue
                     run = store.get_run(run_id)
-                    job = states.get(run.job_id or job_id)
-                    where = f"job {run.job_id or job_id}" + (f" on {job.node}" if job and job.node else "")
+                    current = run.job_id or job_id  # the row's, once a requeue has placed it again
+                    job = states.get(current)
+                    where = f"job {current}" + (f" on {job.node}" if job and job.node else "")
                     word = f"{run.status} ({where}{', Slurm: ' + job.state if job else ''})"
                     if seen.get(run_id) != word:
                         seen[run_id] = word
@@ -238,11 +239,12 @@ class SlurmExecutor(Executor):
                 states[parts[0]] = JobState(parts[0], parts[1], parts[2])
         return states
 
-    def reap(self, store) -> list[int]:
+    def reap(self, store, states: dict[str, JobState] | None = None) -> list[int]:
+        """Mark lost the runs whose job ``squeue`` (or ``states``, its answer) shows ended or unknown."""
         runs = store.placed_runs(self.name)
         if not runs:
             return []
-        states = self.states()
+        states = self.states() if states is None else states
         lost = []
         for run in runs:
             job = states.get(run.job_id)
