@@ -150,6 +150,17 @@ def training_step(store: Store, run_id: int) -> int:
     return (run.progress_done or 0) if run.status == "running" and run.phase == "training" else 0
 
 
+def resumed_after(store: Store, run_id: int, stopped: str) -> list[str]:
+    """The events of a run a scheduler's signal stopped, now ended: it finished, an event says
+    ``stopped`` (why it handed the run back) and its next worker resumed from a checkpoint."""
+    row = store.get_run(run_id)
+    events = [e.message for e in store.events(run_id)]
+    assert row.status == "finished", (row.status, row.error, events)
+    assert any(stopped in m for m in events), events
+    assert any(m.startswith("resuming from the checkpoint at step") for m in events), events
+    return events
+
+
 def metric_values(store: Store, run_id: int) -> dict:
     return {(m.dataset, m.setting, m.query_lang, m.corpus_lang, m.metric): m.value for m in store.metrics(run_id)}
 
@@ -179,11 +190,9 @@ def test_a_sweep_runs_as_a_job_array_and_a_requeued_run_resumes_with_the_same_me
     for r in runs:
         row = store.get_run(r.id)
         assert row.status == "finished", (row.status, row.error, [e.message for e in store.events(r.id)])
-    events = [e.message for e in store.events(target.id)]
+    events = resumed_after(store, target.id, "preempted or requeued (SIGTERM)")
     report(f"both runs finished; run {target.id}'s events after the requeue: "
            + " | ".join(m for m in events if "SIGTERM" in m or m.startswith("resuming") or m == "run finished"))
-    assert any("preempted or requeued (SIGTERM)" in m for m in events), events
-    assert any(m.startswith("resuming from the checkpoint at step") for m in events), events
     resumed, straight = metric_values(store, target.id), metric_values(store, runs[0].id)
     assert resumed and resumed == pytest.approx(straight, abs=1e-12)
     mono = next(v for k, v in resumed.items() if k[1:] == ("mono", "macro", "macro", "map"))
@@ -207,11 +216,7 @@ def test_a_time_limit_warning_checkpoints_requeues_the_job_and_the_run_finishes(
     subprocess.run(["scancel", "--signal=USR1", "--batch", run.job_id], check=True)
     report(f"scancel --signal=USR1 --batch {run.job_id} (a time-limit warning) at step {store.get_run(run.id).progress_done}")
     wait_for(lambda: store.get_run(run.id).status in TERMINAL_STATUSES, timeout=600, interval=1)
-    row = store.get_run(run.id)
-    events = [e.message for e in store.events(run.id)]
-    assert row.status == "finished", (row.status, row.error, events)
-    assert any("time limit is near (SIGUSR1)" in m for m in events), events
-    assert any(m.startswith("resuming from the checkpoint at step") for m in events), events
+    events = resumed_after(store, run.id, "time limit is near (SIGUSR1)")
     report("after SIGUSR1: " + " | ".join(m for m in events if "SIGUSR1" in m or m.startswith("resuming") or m == "run finished"))
     store.dispose()
 
