@@ -24,6 +24,35 @@ def test_bad_grid_value_is_rejected_before_anything_is_queued(tmp_path, tiny_mod
     assert not (workspace / "db" / "xlbench.sqlite").exists() or not Store().list_runs()
 
 
+def test_sweep_extend_adds_only_missing_combinations_under_the_sweeps_own_config(tmp_path, tiny_model, workspace):
+    """Seeds 3–4 at two of three α values: four runs queued on the base config, the grid widened,
+    the six runs it held kept; asked again, nothing is queued; a key the sweep lacks is one line."""
+    res = xlbench("sweep", "--config", str(base_toml(tmp_path, tiny_model)), "--grid", "sampler.alpha=0,0.5,1",
+                  "--seeds", "1,2", "--name", "alpha")
+    assert res.returncode == 0, res.stderr
+    store = Store()
+    before = store.sweep(1)[1]
+    res = xlbench("sweep", "extend", "1", "--grid", "sampler.alpha=0,1", "--seeds", "2,3,4")
+    assert res.returncode == 0, res.stderr
+    assert "queued 4 more runs" in res.stdout and "6 it held are kept" in res.stdout
+    sweep, runs = store.sweep(1)
+    assert json.loads(sweep.grid_json) == {"sampler.alpha": [0, 0.5, 1], "train.seed": [1, 2, 3, 4]}
+    added = runs[len(before):]
+    assert [r.name for r in added] == [f"alpha: sampler.alpha={a}, train.seed={s}" for a in (0, 1) for s in (3, 4)]
+    for r in added:  # the base config of the sweep, only the grid keys changed
+        twin = json.loads(before[0].config_json)
+        config = json.loads(r.config_json)
+        for key in ("model", "data", "eval", "plugins_dir", "threads"):
+            assert config[key] == twin[key]
+        assert {k: v for k, v in config["train"].items() if k != "seed"} == \
+            {k: v for k, v in twin["train"].items() if k != "seed"}
+    again = xlbench("sweep", "extend", "1", "--grid", "sampler.alpha=0,1", "--seeds", "2,3,4")
+    assert again.returncode == 0 and "nothing queued" in again.stdout and len(store.sweep(1)[1]) == 10
+    bad = xlbench("sweep", "extend", "1", "--grid", "train.lr=1e-4")
+    assert bad.returncode != 0 and "no grid key train.lr" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert len(store.sweep(1)[1]) == 10
+
+
 @pytest.mark.slow
 def test_sweep_runs_from_queue_survives_killed_queue_and_shows_curve(tmp_path, tiny_model):
     res = xlbench("sweep", "--config", str(base_toml(tmp_path, tiny_model)), "--grid", "sampler.alpha=0,0.5,1",

@@ -59,6 +59,32 @@ def expand(base: dict, grid: dict[str, list]) -> list[tuple[dict, dict]]:
     return out
 
 
+def checked_configs(base: dict, combinations: list[tuple[dict, dict]], sweep_name: str) -> list[tuple[str, dict]]:
+    """``[(run name, validated config)]`` for grid combinations: every config parsed, and the data,
+    model and evaluation sets of each distinct setup loaded once, before any row is written."""
+    from xlbench.config import RunConfig, parse_config
+    from xlbench.jobs import training
+    from xlbench.jobs.evaluation import registry_for
+    from xlbench.plugins import resolve_sampler
+
+    configs = []
+    checked_data = set()
+    for assignment, data in combinations:
+        label = ", ".join(f"{k}={v}" for k, v in assignment.items())
+        config = parse_config(RunConfig, data, where=f"sweep combination {label}")
+        signature = json.dumps([data.get("data"), data.get("eval"), data.get("model")], sort_keys=True, default=str)
+        try:
+            if signature not in checked_data:  # data, model and eval sets: load and check once per distinct setup
+                training.prepare(config)
+                checked_data.add(signature)
+            else:
+                resolve_sampler(config, registry_for(config))
+        except XlbenchError as exc:
+            raise ConfigError(f"sweep combination {label}: {exc}") from None
+        configs.append((f"{sweep_name}: {label}", json.loads(config.model_dump_json())))
+    return configs
+
+
 @sweep_app.callback()
 def sweep_cmd(
     ctx: typer.Context,
@@ -88,16 +114,13 @@ def sweep_cmd(
     if ctx.invoked_subcommand:
         return
     from xlbench.commands.training import build_run_config
-    from xlbench.config import RunConfig, parse_config
-    from xlbench.jobs import training
-    from xlbench.jobs.evaluation import registry_for
-    from xlbench.plugins import resolve_sampler
+    from xlbench.core.sweeps import SEED_KEY
 
     if not grid and not seeds:
         raise ConfigError("a sweep needs --grid KEY=V1,V2,... and/or --seeds 1,2,3")
     grid_values = parse_grid(grid or [])
     if seeds:
-        grid_values["train.seed"] = [int(s) for s in seeds.split(",") if s.strip()]
+        grid_values[SEED_KEY] = [int(s) for s in seeds.split(",") if s.strip()]
     base = build_run_config(preset_name, config_file, sets or [], {})
     base.setdefault("plugins_dir", plugins_folder())
     store = open_store()
@@ -107,21 +130,7 @@ def sweep_cmd(
                                  gpus_per_run=gpus_per_run, nodes=nodes, cpus_per_run=cpus_per_run, mem=mem,
                                  time=time, account=account, sbatch=sbatch)
         check_store(placer, store)
-    configs = []
-    checked_data = set()
-    for assignment, data in expand(base, grid_values):
-        label = ", ".join(f"{k}={v}" for k, v in assignment.items())
-        config = parse_config(RunConfig, data, where=f"sweep combination {label}")
-        signature = json.dumps([data.get("data"), data.get("eval"), data.get("model")], sort_keys=True, default=str)
-        try:
-            if signature not in checked_data:  # data, model and eval sets: load and check once per distinct setup
-                training.prepare(config)
-                checked_data.add(signature)
-            else:
-                resolve_sampler(config, registry_for(config))
-        except XlbenchError as exc:
-            raise ConfigError(f"sweep combination {label}: {exc}") from None
-        configs.append((f"{name or 'sweep'}: {label}", json.loads(config.model_dump_json())))
+    configs = checked_configs(base, expand(base, grid_values), name or "sweep")
     sweep_id, run_ids = store.create_sweep(name=name or "sweep", base_config=base, grid=grid_values, run_configs=configs)
     console = make_console()
     console.print(f"sweep {sweep_id}: queued {len(run_ids)} runs ({run_ids[0]}–{run_ids[-1]}); "
@@ -190,6 +199,72 @@ def sweep_resume(
                      f"{sum(r.status == 'finished' for r in runs)} finished runs are kept")
     if run_now:
         run_executor(store, placer, workers=workers, sweep_id=sweep_id)
+
+
+@sweep_app.command("extend")
+def sweep_extend(
+    sweep_id: int,
+    grid: Annotated[Optional[list[str]], typer.Option("--grid", "-g", help="KEY=V1,V2,... values to run (repeatable); a key left out keeps the sweep's values.")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds to run, e.g. 4,5,6,7,8.")] = None,
+    run_now: Annotated[bool, typer.Option("--run", help="Start a queue for the sweep right away.")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="With --run: runs at a time.")] = 1,
+    executor: ExecutorName = None, executor_config: ExecutorConfig = None, executor_option: ExecutorOptions = None,
+    partition: Partition = None, gpus_per_run: GpusPerRun = None, nodes: Nodes = None, cpus_per_run: CpusPerRun = None,
+    mem: Mem = None, time: TimeLimit = None, account: Account = None, sbatch: Sbatch = None,
+) -> None:
+    """Add runs to a sweep under its own base config: every combination of the values given (keys
+    left out keep the sweep's values) that the sweep does not hold yet, whatever that run's status
+    (a failed or lost one is `sweep resume`'s). Running it twice queues nothing the second time.
+
+    Before adding runs on newer code, check that it reproduces one of the sweep's runs (docs/sweeps.md).
+
+    Example, seeds 4–8 at three α values of a 5 α × 3 seed study:
+
+      xlbench sweep extend 1 --grid sampler.alpha=0,0.5,1 --seeds 4,5,6,7,8 --run
+    """
+    from xlbench.core.compare import flatten
+    from xlbench.core.sweeps import SEED_KEY
+
+    if not grid and not seeds:
+        raise ConfigError("say what to add: --grid KEY=V1,V2,... and/or --seeds 4,5,...")
+    store = open_store()
+    sweep, runs = store.sweep(sweep_id)
+    current = json.loads(sweep.grid_json)
+    asked = parse_grid(grid or [])
+    if seeds:
+        asked[SEED_KEY] = [int(s) for s in seeds.split(",") if s.strip()]
+    unknown = sorted(set(asked) - set(current))
+    if unknown:
+        raise ConfigError(f"sweep {sweep_id} has no grid key {', '.join(unknown)} (its grid: {', '.join(current)}); "
+                          "a new axis is a new sweep")
+    wanted = {key: asked.get(key, values) for key, values in current.items()}
+    base = json.loads(sweep.base_config_json)
+    base["plugins_dir"] = plugins_folder()  # never a folder named by the stored (maybe imported) config
+    have = {_assignment_key({k: flatten(json.loads(r.config_json or "{}")).get(k) for k in current}) for r in runs}
+    combinations = [(a, c) for a, c in expand(base, wanted) if _assignment_key(a) not in have]
+    placer = None
+    if run_now:
+        placer = choose_executor(executor, executor_config, executor_option, partition=partition,
+                                 gpus_per_run=gpus_per_run, nodes=nodes, cpus_per_run=cpus_per_run, mem=mem,
+                                 time=time, account=account, sbatch=sbatch)
+        check_store(placer, store)
+    console = make_console()
+    if combinations:
+        grown = {key: values + [v for v in wanted[key] if v not in values] for key, values in current.items()}
+        run_ids = store.extend_sweep(sweep_id, grid=grown,
+                                     run_configs=checked_configs(base, combinations, sweep.name))
+        console.print(f"sweep {sweep_id}: queued {len(run_ids)} more runs ({run_ids[0]}–{run_ids[-1]}); "
+                      f"{len(runs)} it held are kept", highlight=False)
+    else:
+        console.print(f"sweep {sweep_id}: every combination asked for is already in it; nothing queued", highlight=False)
+    if placer is not None:
+        run_executor(store, placer, workers=workers, sweep_id=sweep_id)
+
+
+def _assignment_key(assignment: dict) -> str:
+    # 1 and 1.0 are one grid value (a JSON export may have turned one into the other)
+    return json.dumps({k: float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                       for k, v in sorted(assignment.items())}, default=str)
 
 
 @sweep_app.command("show")

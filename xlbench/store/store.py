@@ -242,6 +242,23 @@ class Store:
             s.commit()
             return sweep.id, [r.id for r in runs]
 
+    def extend_sweep(self, sweep_id: int, *, grid: dict, run_configs: list[tuple[str, dict]]) -> list[int]:
+        """More queued runs in a sweep, and its grid widened to hold them, in one transaction."""
+        from xlbench import __version__
+        from xlbench.store.models import Sweep
+
+        with session(self.engine) as s:
+            sweep = s.get(Sweep, sweep_id)
+            if sweep is None:
+                raise StoreError(f"no sweep {sweep_id} in {self.display_url}")
+            sweep.grid_json = json.dumps(grid)
+            runs = [Run(kind="train", name=run_name, config_json=json.dumps(cfg, sort_keys=True), sweep_id=sweep_id,
+                        xlbench_version=__version__) for run_name, cfg in run_configs]
+            s.add(sweep)
+            s.add_all(runs)
+            s.commit()
+            return [r.id for r in runs]
+
     def sweeps(self) -> list:
         from xlbench.store.models import Sweep
 
