@@ -1,8 +1,8 @@
 """Render a :class:`~xlbench.core.compare.Comparison` as Markdown, LaTeX, CSV or JSON.
 
-Paper-table conventions: the best value of each row in bold, significance stars (Holm-adjusted
-paired randomization test against the first column) after each Δ; lower is better for rank
-distance and Max@R.
+Paper-table conventions: the best value of each row in bold, significance stars (Holm-adjusted,
+against the first column: a per-question test of these models, or for groups of seeds a test of
+the training procedures) after each Δ; lower is better for rank distance and Max@R.
 """
 
 from __future__ import annotations
@@ -48,8 +48,7 @@ def to_markdown(c: Comparison) -> str:
             cells.append(text)
         lines.append(f"| {row_label(row)} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Δ to the first column; * p < 0.05, ** p < 0.01, *** p < 0.001 (paired randomization test, "
-                 f"{c.permutations:,} permutations, Holm-corrected over {sum(len(r.cells) - 1 for r in c.rows)} comparisons). "
+    lines.append(f"Δ to the first column; * p < 0.05, ** p < 0.01, *** p < 0.001 ({c.legend()}). "
                  "Bold: best in row (lower is better for rank distance and Max@R).")
     for note in c.notes:
         lines.append(f"Note: {note}")
@@ -91,11 +90,13 @@ def to_latex(c: Comparison) -> str:
 def to_csv(c: Comparison) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["dataset", "family", "metric", "column", "value", "std", "n", "delta", "p", "p_holm", "ci_low", "ci_high", "mark"])
+    w.writerow(["dataset", "family", "metric", "column", "value", "std", "n", "delta", "p", "p_holm", "ci_low", "ci_high", "mark",
+                "test"])
     for row in c.rows:
         for label, cell in zip(c.columns, row.cells):
             w.writerow([row.dataset, row.family, row.metric, label, cell.value, cell.std, cell.n, cell.delta, cell.p,
-                        cell.p_adjusted, cell.ci[0] if cell.ci else None, cell.ci[1] if cell.ci else None, cell.mark])
+                        cell.p_adjusted, cell.ci[0] if cell.ci else None, cell.ci[1] if cell.ci else None, cell.mark,
+                        cell.test])
     return buf.getvalue()
 
 

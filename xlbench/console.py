@@ -175,7 +175,8 @@ def print_comparison(console: Console, comparison) -> None:
     """The compare table, config differences and Δ matrices, as Rich renderables."""
     from xlbench.compare_tables import row_label
 
-    table = Table(title="comparison (Δ to the first column; * p<.05 ** p<.01 *** p<.001, Holm-corrected paired tests)")
+    table = Table(title="comparison (Δ to the first column; * p<.05 ** p<.01 *** p<.001)",
+                  caption=comparison.legend(), caption_justify="left")
     table.add_column("row")
     for label in comparison.columns:
         table.add_column(label, justify="right", overflow="fold")

@@ -44,8 +44,9 @@ def study_markdown(study: SweepStudy) -> str:
             cells.append(text + (f" {marks}" if marks else ""))
         n = sorted({row.points[k].n for row in study.rows})
         lines.append(f"| {x} | {'/'.join(map(str, n))} | " + " | ".join(cells) + " |")
-    lines += ["", study.legend() + ". Bold: best mean in the column."]
-    lines += [f"Note: {n}" for n in study.notes]
+    lines += ["", study.legend() + ". Bold: best mean in the column.", ""]
+    lines += [f"- Power: {line}" for line in study.power_lines()]
+    lines += [f"- Note: {n}" for n in study.notes]
     return "\n".join(lines) + "\n"
 
 

@@ -53,21 +53,29 @@ def compare_cmd(
     runs: Annotated[Optional[list[str]], typer.Argument(help="Run ids or names; the first is the reference.")] = None,
     last: Annotated[Optional[int], typer.Option("--last", help="The newest N finished runs (oldest first).")] = None,
     where: Annotated[Optional[list[str]], typer.Option("--where", help="Only runs whose config matches KEY=VALUE (repeatable).")] = None,
-    group_by: Annotated[Optional[str], typer.Option("--group-by", help="Pool runs differing only in seed by this key, e.g. sampler.alpha.")] = None,
+    group_by: Annotated[Optional[str], typer.Option("--group-by", help="Pool runs differing only in seed by this key, e.g. sampler.alpha, and test the groups as training procedures (over seeds).")] = None,
+    sweep: Annotated[Optional[int], typer.Option("--sweep", help="The finished runs of this sweep, grouped by its grid key (as --group-by).")] = None,
     output_format: Annotated[str, typer.Option("--format", "-f", help="table, md, latex, csv or json.")] = "table",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the export here instead of the terminal.")] = None,
     matrix_csv: Annotated[Optional[Path], typer.Option("--matrix-csv", help="Also write every (query, corpus language) Δ mAP cell as CSV.")] = None,
     permutations: Annotated[int, typer.Option("--permutations", help="Random sign flips per test (and bootstrap resamples).")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutation and bootstrap draws.")] = 0,
 ) -> None:
-    """Compare runs side by side: Δ to the first run with paired significance tests (Holm-corrected),
+    """Compare runs side by side: Δ to the first run with significance tests (Holm-corrected),
     config differences, and the per-language Δ mAP matrix.
+
+    Single runs are compared as *these models* (a paired test over questions: it cannot say
+    whether the training procedures differ, as one seed each leaves seed variance unknown).
+    Groups of seeds (--group-by, --sweep) are compared as *training procedures*: seed-to-seed and
+    question-sampling variance both counted (docs/sweeps.md).
 
     Examples:
 
       xlbench compare 4 5 6
 
       xlbench compare --last 6 --group-by sampler.alpha
+
+      xlbench compare --sweep 1
 
       xlbench compare 4 5 6 --format md --output docs/results.md
     """
@@ -80,6 +88,16 @@ def compare_cmd(
     if permutations < 1000:
         raise ConfigError("use at least 1,000 permutations (10,000 is the default)")
     store = open_store()
+    if sweep is not None:
+        from xlbench.core.sweeps import x_key_of
+
+        if runs or last:
+            raise ConfigError("--sweep selects the runs itself: leave out run ids and --last")
+        sweep_row, members = store.sweep(sweep)
+        group_by = group_by or x_key_of(json.loads(sweep_row.grid_json))
+        runs = [str(r.id) for r in members if r.status == "finished"]
+        if not runs:
+            raise ConfigError(f"sweep {sweep} has no finished runs yet")
     ids = select_runs(store, runs or [], last, where or [])
     inputs = store.run_inputs(ids)
     empty = [r.run_id for r in inputs if not r.results]

@@ -274,13 +274,18 @@ def sweep_show(
     metric: Annotated[str, typer.Option("--metric", help="Score of the mono / cross / multi rows: map, r@1, r@10.")] = "map",
     plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Draw the curves with plotext.")] = True,
     fmt: Annotated[str, typer.Option("--format", help="table (Rich), md (Markdown, for docs) or json.")] = "table",
-    permutations: Annotated[int, typer.Option("--permutations", help="Draws of the paired randomization tests.")] = 10_000,
+    target_delta: Annotated[Optional[float], typer.Option("--target-delta", help="A difference you want to detect (e.g. 0.005): how many seeds per point it needs, per row.")] = None,
 ) -> None:
     """The sweep's runs, then each family against the grid value: mean ± 95 % CI over seeds, every
-    point tested against the first and last grid value (e.g. α = 0 and α = 1) with a paired test on
-    per-question scores averaged over seeds, Holm-corrected; and the curves.
+    point tested against the first and last grid value (e.g. α = 0 and α = 1) as a training
+    procedure (seed-to-seed and question-sampling variance both counted, Holm-corrected), the
+    smallest difference each comparison could detect, and the curves. See docs/sweeps.md.
 
-    Example: xlbench sweep show 1 --format md > alpha.md
+    Examples:
+
+      xlbench sweep show 1 --format md > alpha.md
+
+      xlbench sweep show 1 --target-delta 0.005      # seeds per point a 0.005 difference needs
     """
     import sys
 
@@ -292,6 +297,8 @@ def sweep_show(
 
     if fmt not in ("table", "md", "json"):
         raise ConfigError(f"--format {fmt!r}: use table, md or json")
+    if target_delta is not None and not (0 < abs(target_delta) < float("inf")):
+        raise ConfigError(f"--target-delta {target_delta}: give a finite non-zero difference, e.g. 0.005")
     store = open_store()
     reap_all(store)
     sweep, runs = store.sweep(sweep_id)
@@ -317,7 +324,7 @@ def sweep_show(
         return
     try:
         study = sweep_study(store.run_inputs(finished), x_key_of(grid), dataset=dataset, metric=metric,
-                            permutations=permutations, ends=grid_ends(grid))
+                            ends=grid_ends(grid), target=target_delta)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if fmt == "json":
@@ -328,6 +335,8 @@ def sweep_show(
         print(study_markdown(study), end="")
     else:
         console.print(study_table(study))
+        for line in study.power_lines():
+            console.print(f"[cyan]power:[/] {line}", markup=True, highlight=False)
         for note in study.notes:
             console.print(f"[yellow]note:[/] {note}")
     if plot and study.rows:

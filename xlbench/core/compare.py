@@ -9,9 +9,13 @@ Input is what the store holds for each run (config, per-query ranks per dataset)
   different task).
 * Each row compares every run with the first (reference): Δ, a paired randomization test and a
   paired bootstrap 95 % interval over units (a parallel question with all its language versions;
-  a MIRACL query), p-values Holm-corrected across all the rows of the table.
-* Runs can be grouped (``group_by="sampler.alpha"``): runs that differ only in the key's value…
-  and seed are pooled into mean ± std over seeds, and groups are tested on per-unit means.
+  a MIRACL query), p-values Holm-corrected across all the rows of the table. This test is about
+  *these models*: whether the trained models differ on these questions, not whether their
+  training procedures would again with other seeds.
+* Runs can be grouped (``group_by="sampler.alpha"``): runs that differ only in the key's value
+  and seed are pooled into mean ± std over seeds, and groups are tested as *training procedures*
+  (:func:`xlbench.core.seed_variance.procedure_test`: seed-to-seed and question-sampling
+  variance); a group with one seed is not tested, its seed variance being unknown.
 """
 
 from __future__ import annotations
@@ -33,7 +37,11 @@ from xlbench.core.metrics import (
     trec_ndcg_cut,
     trec_recall,
 )
+from xlbench.core.seed_variance import procedure_test
 from xlbench.core.significance import holm, paired_test, stars
+
+MODELS_TEST = "models"  # these trained models, on these questions
+PROCEDURE_TEST = "procedure"  # these training procedures, over seeds and questions
 
 # The rows of a compare table, from the metric registry (xlbench.core.metrics.METRICS).
 LAREQA_ROWS = [(f, m.name) for f in ("mono", "cross", "multi") for m in METRICS.values() if "lareqa" in m.compared] + [
@@ -62,6 +70,7 @@ class CompareCell:
     ci: tuple[float, float] | None = None
     std: float | None = None
     n: int = 1
+    test: str | None = None  # MODELS_TEST or PROCEDURE_TEST; None for the reference and untested cells
 
     @property
     def mark(self) -> str:
@@ -104,6 +113,15 @@ class Comparison:
     permutations: int = 0
     env_runs: list[str] = field(default_factory=list)  # run labels for env_diff's columns
     env_diff: dict[str, list] = field(default_factory=dict)  # where-it-ran facts that differ, per run
+    test: str = MODELS_TEST  # what the marks are about
+
+    def legend(self) -> str:
+        tested = sum(c.p is not None for r in self.rows for c in r.cells[1:])
+        if self.test == PROCEDURE_TEST:
+            return (f"this training procedure, over seeds: Welch t on per-seed scores with the question-sampling "
+                    f"variance added, Holm-corrected over {tested} comparisons; a group of one seed is not tested")
+        return (f"these models: paired randomization test over questions ({self.permutations:,} permutations), "
+                f"Holm-corrected over {tested} comparisons")
 
     def as_dict(self) -> dict:
         return {
@@ -112,17 +130,18 @@ class Comparison:
                       "cells": [{k: v for k, v in vars(c).items()} | {"mark": c.mark} for c in r.cells]} for r in self.rows],
             "config_diff": self.config_diff, "notes": self.notes, "matrices": self.matrices,
             "permutations": self.permutations, "env_runs": self.env_runs, "env_diff": self.env_diff,
+            "test": self.test, "legend": self.legend(),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Comparison:
         """The inverse of :meth:`as_dict` (what ``xlbench compare --format json`` prints)."""
-        fields = ("value", "delta", "p", "p_adjusted", "ci", "std", "n")
+        fields = ("value", "delta", "p", "p_adjusted", "ci", "std", "n", "test")
         rows = [Row(r["dataset"], r["family"], r["metric"],
                     [CompareCell(**{k: (tuple(c[k]) if k == "ci" and c[k] is not None else c[k]) for k in fields if k in c})
                      for c in r["cells"]]) for r in d["rows"]]
         return cls(d["columns"], rows, d["config_diff"], d["notes"], d.get("matrices", {}), d.get("permutations", 0),
-                   d.get("env_runs", []), d.get("env_diff", {}))
+                   d.get("env_runs", []), d.get("env_diff", {}), d.get("test", MODELS_TEST))
 
 
 # --- per-unit scores -------------------------------------------------------------------------
@@ -263,7 +282,10 @@ def aligned_units(units: list[UnitScores]) -> np.ndarray:
 
 def compare_runs(runs: list[RunInput], *, groups: list[list[int]] | None = None, labels: list[str] | None = None,
                  matrix_family: str = "cross", permutations: int = 10_000, seed: int = 0) -> Comparison:
-    """Compare runs (or groups of run indices, e.g. seeds) against the first one."""
+    """Compare runs against the first one (*these models*, per-question paired tests), or groups
+    of run indices that differ only in seed against the first group (*these procedures*, over
+    seeds and questions)."""
+    procedures = groups is not None
     groups = groups or [[i] for i in range(len(runs))]
     labels = labels or [f"{runs[g[0]].run_id}: {runs[g[0]].name}" if len(g) == 1 else f"group {k}" for k, g in enumerate(groups)]
     notes: list[str] = []
@@ -294,22 +316,37 @@ def compare_runs(runs: list[RunInput], *, groups: list[list[int]] | None = None,
             for k, g in enumerate(groups):
                 per_run = units[g].sum(axis=1)
                 cell = CompareCell(float(group_units[k].sum()), std=float(per_run.std(ddof=1)) if len(g) > 1 else None, n=len(g))
-                if k > 0:
+                if k > 0 and procedures:
+                    test = procedure_test(units[groups[0]], units[g])
+                    cell.delta, cell.p, cell.ci = test.delta, test.p, test.ci
+                    cell.test = PROCEDURE_TEST if test.tested else None
+                elif k > 0:
                     test = paired_test(group_units[k] - group_units[0], permutations=permutations, resamples=permutations,
                                        seed=seed, extend_to=extend_to)
                     cell.delta, cell.p, cell.ci = test.delta, test.p_value, (test.ci_low, test.ci_high)
+                    cell.test = MODELS_TEST
                 cells.append(cell)
             row = Row(dataset, family, metric, cells)
             rows.append(row)
-            pending_p += [(row, k) for k in range(1, len(groups))]
+            pending_p += [(row, k) for k in range(1, len(groups)) if cells[k].p is not None]
         if fmt == PAYLOAD_FORMAT:
             matrices[dataset] = _delta_matrix(data, groups, matrix_family)
     adjusted = holm([row.cells[k].p for row, k in pending_p])
     for (row, k), p in zip(pending_p, adjusted):
         row.cells[k].p_adjusted = p
+    if procedures:
+        single = [labels[k] for k, g in enumerate(groups) if len(g) == 1]
+        if single and len(groups) > 1:
+            notes.append(f"one seed in {'; '.join(single)}: its seed-to-seed variance is unknown, so no test "
+                         "involving it (add seeds)")
+    elif len(groups) > 1:
+        notes.append("each column is one trained model: the marks say these models differ on these questions, not "
+                     "that their training procedures would with other seeds (seed variance unknown; for that, "
+                     "compare groups of seeds: --group-by KEY or --sweep ID)")
     diff = config_diff([runs[g[0]].config for g in groups]) if len(groups) > 1 else {}
     env_runs, env_diff = _environment_diff(runs, notes)
-    return Comparison(labels, rows, diff, notes, matrices, permutations, env_runs, env_diff)
+    return Comparison(labels, rows, diff, notes, matrices, permutations if not procedures else 0, env_runs, env_diff,
+                      PROCEDURE_TEST if procedures else MODELS_TEST)
 
 
 def _environment_diff(runs: list[RunInput], notes: list[str]) -> tuple[list[str], dict[str, list]]:

@@ -83,8 +83,8 @@ class CompareScreen(TabbedScreen):
             status.update("fewer than two of these runs have results to compare")
             return
         note = f" · runs {', '.join(map(str, missing))} have no results (left out)" if missing else ""
-        status.update(f"Δ to {comparison.columns[0]}; * p<.05 ** p<.01 *** p<.001 (paired randomization, "
-                      f"{comparison.permutations:,} permutations, Holm){note}" + "".join(f" · {n}" for n in comparison.notes))
+        status.update(f"Δ to {comparison.columns[0]}; * p<.05 ** p<.01 *** p<.001 ({comparison.legend()}){note}"
+                      + "".join(f" · {n}" for n in comparison.notes))
         table = self.query_one("#compare-table", DataTable)
         table.clear(columns=True)
         table.add_column("row", key="row")

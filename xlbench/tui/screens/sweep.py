@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -115,6 +116,7 @@ class SweepScreen(TabbedScreen):
                         yield StudyPlot(id=f"study-{i}")
             with TabPane("Table", id="tab-table"):
                 yield DataTable(id="study-table", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="study-power")
             with TabPane("Runs", id="tab-runs"):
                 yield DataTable(id="sweep-runs", cursor_type="row", zebra_stripes=True)
         yield Footer()
@@ -141,11 +143,10 @@ class SweepScreen(TabbedScreen):
             study = None
             if finished:
                 status = self.query_one("#sweep-status", Static)
-                self.app.call_from_thread(status.update, f"sweep {self.sweep_id}: {len(finished)} finished runs · paired tests "
-                                                         f"({self.app.permutations:,} permutations) running in an xlbench process…")
+                self.app.call_from_thread(status.update, f"sweep {self.sweep_id}: {len(finished)} finished runs · "
+                                                         "tests over seeds running in an xlbench process…")
                 try:
-                    out = self.app.run_cli("sweep", "show", str(self.sweep_id), "--format", "json",
-                                           "--permutations", str(self.app.permutations))
+                    out = self.app.run_cli("sweep", "show", str(self.sweep_id), "--format", "json")
                     study = study_from_dict(json.loads(out))
                 except XlbenchError as exc:
                     self.app.call_from_thread(self.app.show_error, str(exc))
@@ -195,10 +196,14 @@ class SweepScreen(TabbedScreen):
         table = self.query_one("#study-table", DataTable)
         table.clear(columns=True)
         plots = list(self.query(StudyPlot))
+        power = self.query_one("#study-power", Static)
         if not study or not study.rows:
+            power.update("")
             for plot in plots:
                 plot.display = False
             return
+        power.update(Text("\n".join([study.legend()] + [f"power: {line}" for line in study.power_lines()]
+                                    + [f"note: {note}" for note in study.notes])))
         table.add_column(study.x_key.rsplit(".", 1)[-1], key="x")
         table.add_column("runs")
         for row in study.rows:
