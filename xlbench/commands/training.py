@@ -121,6 +121,8 @@ def run_cmd(
     data = build_run_config(preset_name, config_file, sets or [], flags)
     data.setdefault("plugins_dir", plugins_folder())
     config = parse_config(RunConfig, data, where=str(config_file or f"preset {preset_name or 'default'}"))
+    for warning in config.warnings():
+        make_console(stderr=True).print(f"warning: {warning}", markup=False, highlight=False)
     if show_config:
         make_console().print_json(config.model_dump_json())
         return

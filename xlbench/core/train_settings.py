@@ -25,7 +25,7 @@ class TrainSettings(BaseModel):
     freeze_embeddings: bool = False
     precision: str = "fp32"  # fp32 | bf16 | fp16 (the latter two on CUDA)
     grad_clip: float = Field(1.0, ge=0)  # 0: no clipping
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # what numpy's legacy and torch's RNGs both accept
     val_share: float = Field(0.05, ge=0, lt=1)  # share of item groups held out for validation loss (spent by the job's split)
     val_every: int = Field(50, ge=0)  # 0: never validate
     val_batches: int = Field(4, ge=1)

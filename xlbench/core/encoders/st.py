@@ -97,6 +97,10 @@ class SentenceTransformerEncoder:
             where = "the hub (no network? set HF_HUB_OFFLINE=0 and check the id)" if "hub_id" in self._info else target
             raise ModelError(f"cannot load model {self.model_spec!r} from {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
         if self.max_seq_length:
+            limit = _position_limit(model)
+            if limit is not None and self.max_seq_length > limit:
+                raise ModelError(f"max_seq_length={self.max_seq_length} exceeds what model {self.model_spec!r} can "
+                                 f"encode ({limit} positions); use at most {limit}")
             model.max_seq_length = self.max_seq_length
         return model
 
@@ -168,3 +172,14 @@ class SentenceTransformerEncoder:
             "query_prompt": self._prompt("query"),
             "passage_prompt": self._prompt("passage"),
         }
+
+
+def _position_limit(model) -> int | None:
+    """The longest input the transformer's position embeddings allow (None if it does not say)."""
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    # RoBERTa-style models (XLM-R) reserve padding_idx + 1 positions
+    offset = getattr(config, "pad_token_id", None) if getattr(config, "model_type", "") in ("xlm-roberta", "roberta") else None
+    return positions - (offset + 1 if isinstance(offset, int) else 0)

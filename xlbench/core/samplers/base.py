@@ -17,6 +17,8 @@ lacks, and the sequence is a pure function of the seed.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -56,6 +58,8 @@ class Option:
             out = self.type(value)
         except (TypeError, ValueError, KeyError):
             raise ConfigError(f"sampler option {name}={value!r}: expected {self.type.__name__}") from None
+        if isinstance(out, float) and not math.isfinite(out):
+            raise ConfigError(f"sampler option {name}={value!r}: must be a finite number")
         if self.choices and out not in self.choices:
             raise ConfigError(f"sampler option {name}={out!r}: choose one of {', '.join(map(str, self.choices))}")
         if (self.min is not None and out < self.min) or (self.max is not None and out > self.max):
