@@ -58,3 +58,81 @@ def test_warm_up_longer_than_training_is_a_warning(workspace):
     res = xlbench("run", "--check", "--set", "train.warmup_steps=500")
     assert res.returncode == 0, res.stderr
     assert "warning: train.warmup_steps=500 is not below train.max_steps=120" in res.stderr
+
+
+# --- 3. stored text is inert on the terminal -------------------------------------------------------
+
+HOSTILE = "evil\x1b]52;c;SGVsbG8=\x07\x1b]0;owned\x07\x1b[2J[link=file:///etc/passwd]click[/link]\x9b31m"
+
+
+def _inert_output(text: str, *, shown: bool = True) -> None:
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text, repr(text[:400])
+    if not shown:
+        return
+    assert "\\x1b]52;c;SGVsbG8=" in text  # shown, visibly escaped
+    assert "[link=file:///etc/passwd]click[/link]" in text  # markup shown as text, not interpreted
+
+
+def test_a_hostile_name_is_shown_inert_by_every_command(store, tmp_path):
+    from tests.helpers import store_synthetic_sweep
+
+    sweep_id, ids = store_synthetic_sweep(store, (0, 1), seeds=(1, 2), name=HOSTILE)
+    store.add_event(ids[0], HOSTILE, level="error")
+    env = {"COLUMNS": "400"}
+    for args in (["runs"], ["runs", "show", str(ids[0])], ["compare", str(ids[0]), str(ids[1]), "--permutations", "1000"],
+                 ["compare", "--sweep", str(sweep_id)], ["sweep", "show", str(sweep_id)],
+                 ["sweep", "show", str(sweep_id), "--format", "md"]):
+        res = xlbench(*args, env=env)
+        assert res.returncode == 0, (args, res.stderr)
+        # a sweep's groups are labelled by α, and its Markdown table names no run: nothing to show there
+        _inert_output(res.stdout, shown="--sweep" not in args and "md" not in args)
+    export = tmp_path / "hostile.json"
+    assert xlbench("export", str(ids[0]), "-o", str(export)).returncode == 0
+    imported = xlbench("--db", f"sqlite:///{tmp_path / 'other.sqlite'}", "import", str(export))
+    assert imported.returncode == 0, imported.stderr
+    _inert_output(imported.stdout)
+
+
+def test_a_very_long_event_is_cut_in_linear_time(store):
+    import time
+
+    from tests.helpers import store_synthetic_sweep
+    from xlbench.text import MESSAGE_LIMIT, inert
+
+    _, ids = store_synthetic_sweep(store, (0,), seeds=(1,))
+    store.add_event(ids[0], "x" * 5_000_000)
+    started = time.monotonic()
+    res = xlbench("runs", "show", str(ids[0]))
+    assert res.returncode == 0 and time.monotonic() - started < 30
+    assert f"[{5_000_000 - MESSAGE_LIMIT:,} more characters]" in res.stdout
+    started = time.perf_counter()
+    assert len(inert("y" * 50_000_000, limit=MESSAGE_LIMIT)) < MESSAGE_LIMIT + 40
+    assert time.perf_counter() - started < 1
+
+
+async def test_the_app_shows_a_hostile_name_inert(store):
+    from rich.text import Text
+    from textual.widgets import DataTable, Static
+
+    from tests.conftest import PLUGINS
+    from tests.helpers import store_synthetic_sweep
+    from tests.tui.conftest import fixed_clock
+    from tests.tui.test_screens import settle
+    from xlbench.text import inert
+    from xlbench.tui.app import XlbenchApp
+
+    sweep_id, ids = store_synthetic_sweep(store, (0, 1), seeds=(1, 2), name=HOSTILE)
+    store.add_event(ids[0], HOSTILE, level="error")
+    app = XlbenchApp(store.url, plugins_dir=str(PLUGINS), poll_seconds=3600, clock=fixed_clock)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        names = [table.get_row_at(i)[2] for i in range(table.row_count)]
+        assert all(isinstance(n, Text) and n.plain.startswith(inert(HOSTILE)[:40]) for n in names)
+        app.open_run(ids[0])
+        await settle(pilot)
+        info = app.screen.query_one("#run-info", Static).render()
+        _inert_output(str(info))
+        app.open_sweep(sweep_id)
+        await settle(pilot, rounds=5)
+        _inert_output(str(app.screen.query_one("#sweep-status", Static).render()))

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from xlbench.core.metrics import RANK_METRICS
 from xlbench.core.progress import Reporter
@@ -136,7 +137,19 @@ def per_language_table(report: dict) -> Table:
     return table
 
 
+def _inert_report(report: dict) -> dict:
+    """The report with its stored names (dataset, languages) made inert markup-safe text."""
+    from xlbench.text import plain_markup as safe
+
+    bias = report.get("bias") or {}
+    return {**report, "dataset": safe(report.get("dataset")),
+            "cells": [{**c, "query_lang": safe(c["query_lang"]), "corpus_lang": safe(c["corpus_lang"])} for c in report["cells"]],
+            "bias": {k: ({**v, "per_lang": {safe(lang): x for lang, x in v.get("per_lang", {}).items()}} if isinstance(v, dict) else
+                         [{**e, "lang": safe(e.get("lang"))} for e in v] if k == "visibility" else v) for k, v in bias.items()}}
+
+
 def print_report(console: Console, report: dict) -> None:
+    report = _inert_report(report)
     console.print(family_table(report))
     matrix = matrix_table(report)
     if matrix is not None:
@@ -175,11 +188,13 @@ def print_comparison(console: Console, comparison) -> None:
     """The compare table, config differences and Δ matrices, as Rich renderables."""
     from xlbench.compare_tables import row_label
 
+    from xlbench.text import MESSAGE_LIMIT, inert
+
     table = Table(title="comparison (Δ to the first column; * p<.05 ** p<.01 *** p<.001)",
                   caption=comparison.legend(), caption_justify="left")
     table.add_column("row")
     for label in comparison.columns:
-        table.add_column(label, justify="right", overflow="fold")
+        table.add_column(Text(inert(label)), justify="right", overflow="fold")
     for row in comparison.rows:
         best = row.best()
         cells = []
@@ -197,14 +212,14 @@ def print_comparison(console: Console, comparison) -> None:
         table.add_row(row_label(row), *cells)
     console.print(table)
     for note in comparison.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(Text.assemble(("note:", "yellow"), " ", inert(note, limit=MESSAGE_LIMIT)))
     if comparison.config_diff:
         diff = Table(title="config keys that differ")
         diff.add_column("key")
         for label in comparison.columns:
-            diff.add_column(label, overflow="fold")
+            diff.add_column(Text(inert(label)), overflow="fold")
         for key, values in comparison.config_diff.items():
-            diff.add_row(key, *(str(v) for v in values))
+            diff.add_row(*(Text(inert(v)) for v in (key, *values)))
         console.print(diff)
     if comparison.env_diff:
         env = Table(title="where the runs ran: facts that differ")
@@ -212,16 +227,16 @@ def print_comparison(console: Console, comparison) -> None:
         for run_id in comparison.env_runs:
             env.add_column(f"run {run_id}", overflow="fold")
         for key, values in comparison.env_diff.items():
-            env.add_row(key, *(str(v) for v in values))
+            env.add_row(*(Text(inert(v)) for v in (key, *values)))
         console.print(env)
     for dataset, m in comparison.matrices.items():
         for k, delta in enumerate(m["delta"], start=1):
-            grid = Table(title=f"{dataset}: Δ mAP of {comparison.columns[k]} vs {comparison.columns[0]} "
-                               "(rows: query language; columns: corpus language, all = multi)",
+            grid = Table(title=Text(f"{inert(dataset)}: Δ mAP of {inert(comparison.columns[k])} vs {inert(comparison.columns[0])} "
+                                    "(rows: query language; columns: corpus language, all = multi)"),
                          box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
             grid.add_column("q\\c")
             for col in m["columns"]:
-                grid.add_column(col, justify="right")
+                grid.add_column(Text(inert(col)), justify="right")
             for lang, row in zip(m["languages"], delta):
-                grid.add_row(lang, *(_signed(v) for v in row))
+                grid.add_row(Text(inert(lang)), *(_signed(v) for v in row))
             console.print(grid)

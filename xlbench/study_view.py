@@ -4,18 +4,21 @@ curves (plotext), shared by ``xlbench sweep show`` and the app's Sweep screen.""
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
 from xlbench.core.sweeps import StudyRow, SweepStudy
+from xlbench.text import MESSAGE_LIMIT, inert
 
 
 def _title(study: SweepStudy) -> str:
     datasets = sorted({r.dataset for r in study.rows})
-    return f"{', '.join(datasets)}: by {study.x_key}"
+    return inert(f"{', '.join(datasets)}: by {study.x_key}")
 
 
 def study_table(study: SweepStudy) -> Table:
-    table = Table(title=_title(study), caption=study.legend(), caption_justify="left")
-    table.add_column(study.x_key)
+    table = Table(title=Text(_title(study)), caption=Text(inert(study.legend(), limit=MESSAGE_LIMIT)),
+                  caption_justify="left")
+    table.add_column(Text(inert(study.x_key)))
     table.add_column("runs", justify="right")
     for row in study.rows:
         table.add_column(row.label + (" ↓" if row.lower_is_better else ""), justify="right")
@@ -25,14 +28,14 @@ def study_table(study: SweepStudy) -> Table:
             marks = study.marks(row, k)
             best = _best(row) == k
             text = study.cell(row, k) + (f" {marks}" if marks else "")
-            cells.append(f"[b]{text}[/b]" if best else text)
+            cells.append(Text(text, style="bold" if best else ""))
         n = {p.n for row in study.rows for p in row.points[k:k + 1]}
-        table.add_row(str(x), "/".join(map(str, sorted(n))), *cells)
+        table.add_row(Text(inert(x)), "/".join(map(str, sorted(n))), *cells)
     return table
 
 
 def study_markdown(study: SweepStudy) -> str:
-    lines = [f"| {study.x_key} | runs | " + " | ".join(r.label + (" ↓" if r.lower_is_better else "") for r in study.rows) + " |",
+    lines = [f"| {inert(study.x_key)} | runs | " + " | ".join(r.label + (" ↓" if r.lower_is_better else "") for r in study.rows) + " |",
              "|---|---|" + "---|" * len(study.rows)]
     for k, x in enumerate(study.xs):
         cells = []
@@ -43,10 +46,10 @@ def study_markdown(study: SweepStudy) -> str:
             marks = study.marks(row, k)
             cells.append(text + (f" {marks}" if marks else ""))
         n = sorted({row.points[k].n for row in study.rows})
-        lines.append(f"| {x} | {'/'.join(map(str, n))} | " + " | ".join(cells) + " |")
-    lines += ["", study.legend() + ". Bold: best mean in the column.", ""]
+        lines.append(f"| {inert(x)} | {'/'.join(map(str, n))} | " + " | ".join(cells) + " |")
+    lines += ["", inert(study.legend(), limit=MESSAGE_LIMIT) + ". Bold: best mean in the column.", ""]
     lines += [f"- Power: {line}" for line in study.power_lines()]
-    lines += [f"- Note: {n}" for n in study.notes]
+    lines += [f"- Note: {inert(n, limit=MESSAGE_LIMIT)}" for n in study.notes]
     return "\n".join(lines) + "\n"
 
 

@@ -144,6 +144,7 @@ def import_cmd(files: Annotated[list[Path], typer.Argument(help="Files written b
     Every field is validated first. Imported runs are never executed: no resume or re-evaluation,
     no plugins folder, no checkpoint paths; running or queued runs arrive as lost."""
     from xlbench.store.transfer import import_parsed, parse_document, read_document
+    from xlbench.text import inert
 
     # every document of every file is checked (and parsed, once) before the first is written
     parsed = [parse_document(doc, str(path)) for path in files for doc in read_document(path)]
@@ -154,6 +155,6 @@ def import_cmd(files: Annotated[list[Path], typer.Argument(help="Files written b
         name, original = run.run.name, run.original_id
         new_id, kept = import_parsed(store, run, sweeps)
         note = "" if kept else f" (its id {original} was taken)"
-        console.print(f"imported run {name!r} as run {new_id}{note}")
+        console.print(f"imported run '{inert(name)}' as run {new_id}{note}", markup=False, highlight=False, soft_wrap=True)
     for old, new in sweeps.items():
-        console.print(f"its sweep {old} is sweep {new} here: `xlbench sweep show {new}`")
+        console.print(f"its sweep {old} is sweep {new} here: `xlbench sweep show {new}`", markup=False, highlight=False)

@@ -121,10 +121,13 @@ def runs_list(
     if ctx.invoked_subcommand:
         return
     from rich.table import Table
+    from rich.text import Text
+
+    from xlbench.text import inert
 
     store = open_store()
     reap_all(store)
-    table = Table(title=f"runs in {store.display_url}")
+    table = Table(title=Text(f"runs in {store.display_url}"))
     runs = store.list_runs(limit=limit, statuses=[status] if status else None)
     # where runs ran, when that says something: a scheduler's job, or hosts other than this one
     where = any(r.job_id for r in runs) or bool({r.host for r in runs if r.host} - {socket.gethostname()})
@@ -132,8 +135,9 @@ def runs_list(
         table.add_column(col, no_wrap=col in ("id", "status"))
     for run in runs:
         progress = f"{run.progress_done}/{run.progress_total}" if run.progress_total else (str(run.progress_done or ""))
-        table.add_row(str(run.id), run.name, run.kind, run.status, run.phase, progress, *([placement(run)] if where else []),
-                      run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else "", (run.error or "")[:60])
+        cells = [str(run.id), run.name, run.kind, run.status, run.phase, progress, *([placement(run)] if where else []),
+                 run.started_at.strftime("%Y-%m-%d %H:%M:%S") if run.started_at else "", inert(run.error, limit=60)]
+        table.add_row(*(Text(inert(c)) for c in cells))  # Text: stored text is never read as markup
     make_console().print(table)
 
 
@@ -145,25 +149,27 @@ def runs_show(
 ) -> None:
     """Show one run: its record, its events and its result tables."""
     from xlbench.core.facts import summary_lines
+    from xlbench.text import MESSAGE_LIMIT, inert, plain_markup
 
     store = open_store()
     reap_all(store)
     run = store.get_run(run_id)
     console = make_console()
-    console.print(f"[bold]run {run.id}[/] {run.name}: [bold]{run.status}[/]  {run.phase}")
+    console.print(f"[bold]run {run.id}[/] {plain_markup(run.name)}: [bold]{plain_markup(run.status)}[/]  {plain_markup(run.phase)}")
     env = json.loads(run.env_json or "{}")
     model = env.get("model", {})
-    console.print(f"model: {model.get('label', '?')}  xlbench {run.xlbench_version}  commit {run.git_commit or '–'}",
-                  highlight=False)
+    console.print(f"model: {inert(model.get('label', '?'))}  xlbench {inert(run.xlbench_version)}  "
+                  f"commit {inert(run.git_commit or '–')}", highlight=False, markup=False)
     for line in summary_lines(env):
-        console.print(f"  {line}", highlight=False, markup=False)
+        console.print(f"  {inert(line, limit=MESSAGE_LIMIT)}", highlight=False, markup=False)
     if run.executor or run.host:
-        console.print(f"placed: {placement(run, long=True)}", highlight=False)
+        console.print(f"placed: {inert(placement(run, long=True))}", highlight=False, markup=False)
     if run.error:
-        console.print(f"[red]error:[/] {run.error}")
+        console.print(f"[red]error:[/] {plain_markup(run.error, limit=MESSAGE_LIMIT, newlines=True)}")
     if events:
         for ev in store.events(run_id):
-            console.print(f"[dim]{ev.ts:%H:%M:%S}[/] {ev.level:7} {ev.message}")
+            console.print(f"[dim]{ev.ts:%H:%M:%S}[/] {plain_markup(ev.level):7} "
+                          f"{plain_markup(ev.message, limit=MESSAGE_LIMIT, newlines=True)}", highlight=False)
     show_results(store, run_id, console, json_out)
 
 
@@ -174,4 +180,5 @@ def cancel_cmd(run_id: int) -> None:
 
     run = cancel(open_store(), run_id)
     where = f" (job {run.job_id} cancelled in {run.executor})" if run.job_id else ""
-    make_console().print(f"run {run.id}: {'cancel requested' if run.status == 'running' else run.status}{where}")
+    make_console().print(f"run {run.id}: {'cancel requested' if run.status == 'running' else run.status}{where}",
+                         markup=False, highlight=False)

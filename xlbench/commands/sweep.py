@@ -179,7 +179,7 @@ def sweep_stop(sweep_id: int) -> None:
     store = open_store()
     _, runs = store.sweep(sweep_id)
     changed = [store.request_cancel(r.id).status for r in runs if r.status in ("queued", "running")]
-    make_console().print(f"sweep {sweep_id}: {len(changed)} runs cancelled or asked to stop")
+    make_console().print(f"sweep {sweep_id}: {len(changed)} runs cancelled or asked to stop", highlight=False)
 
 
 @sweep_app.command("resume")
@@ -295,8 +295,10 @@ def sweep_show(
     import sys
 
     from rich.table import Table
+    from rich.text import Text
 
     from xlbench.core.sweeps import grid_ends, sweep_study, x_key_of
+    from xlbench.text import MESSAGE_LIMIT, inert
     from xlbench.store.views import duration, phase_seconds
     from xlbench.study_view import study_figure, study_markdown, study_table
 
@@ -311,13 +313,14 @@ def sweep_show(
     console = make_console()
     timing = {r.id: phase_seconds(store, r) for r in runs if r.status == "finished"}
     if fmt == "table":
-        status = Table(title=f"sweep {sweep_id}: {sweep.name} — grid {grid}")
+        status = Table(title=Text(inert(f"sweep {sweep_id}: {sweep.name} — grid {grid}", limit=MESSAGE_LIMIT)))
         for col in ("run", "status", "phase", "progress", "train", "evaluate"):
             status.add_column(col)
         for r in runs:
             t = timing.get(r.id) or {}
-            status.add_row(f"{r.id}: {r.name}", r.status, r.phase, f"{r.progress_done or 0}/{r.progress_total or '?'}",
-                           duration(t.get("train")), duration(t.get("evaluate")))
+            status.add_row(*(Text(inert(c)) for c in (f"{r.id}: {r.name}", r.status, r.phase,
+                                                      f"{r.progress_done or 0}/{r.progress_total or '?'}",
+                                                      duration(t.get("train")), duration(t.get("evaluate")))))
         console.print(status)
         spans = [r for r in runs if r.started_at]
         if spans and all(r.finished_at for r in spans):
@@ -341,9 +344,9 @@ def sweep_show(
     else:
         console.print(study_table(study))
         for line in study.power_lines():
-            console.print(f"[cyan]power:[/] {line}", markup=True, highlight=False)
+            console.print(Text.assemble(("power:", "cyan"), " ", line))
         for note in study.notes:
-            console.print(f"[yellow]note:[/] {note}")
+            console.print(Text.assemble(("note:", "yellow"), " ", inert(note, limit=MESSAGE_LIMIT)))
     if plot and study.rows:
         text = study_figure(study, min(console.width, 120), 2 * 16, colour=fmt == "table" and sys.stdout.isatty())
         print(("```text\n" + text + "\n```") if fmt == "md" else text)

@@ -3,12 +3,14 @@ curves overlaid, and the Δ heatmap. Uses the same core functions as `xlbench co
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
+from xlbench.text import MESSAGE_LIMIT, inert
 from xlbench.tui.screens.tabbed import TabbedScreen, tab_bindings
 from xlbench.tui.widgets.heatmap import Heatmap
 from xlbench.tui.widgets.loss_plot import LossPlot
@@ -83,13 +85,13 @@ class CompareScreen(TabbedScreen):
             status.update("fewer than two of these runs have results to compare")
             return
         note = f" · runs {', '.join(map(str, missing))} have no results (left out)" if missing else ""
-        status.update(f"Δ to {comparison.columns[0]}; * p<.05 ** p<.01 *** p<.001 ({comparison.legend()}){note}"
-                      + "".join(f" · {n}" for n in comparison.notes))
+        status.update(Text(inert(f"Δ to {comparison.columns[0]}; * p<.05 ** p<.01 *** p<.001 ({comparison.legend()}){note}"
+                                 + "".join(f" · {n}" for n in comparison.notes), limit=20 * MESSAGE_LIMIT)))
         table = self.query_one("#compare-table", DataTable)
         table.clear(columns=True)
         table.add_column("row", key="row")
         for label in comparison.columns:
-            table.add_column(label[:24])
+            table.add_column(Text(inert(label, limit=24)))
         for row in comparison.rows:
             digits = row.digits
             best = row.best()

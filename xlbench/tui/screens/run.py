@@ -7,6 +7,7 @@ import json
 import time
 
 from rich.table import Table
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +16,7 @@ from textual.widgets import Footer, Header, RichLog, Static, TabbedContent, TabP
 
 from xlbench.core.metrics import RANK_METRICS
 from xlbench.store.views import duration
+from xlbench.text import MESSAGE_LIMIT, inert
 from xlbench.tui.screens.tabbed import TabbedScreen, poll_while_current, tab_bindings
 from xlbench.tui.widgets.bias import BiasRanking
 from xlbench.tui.widgets.heatmap import Heatmap
@@ -120,7 +122,7 @@ class RunScreen(TabbedScreen):
         log = self.query_one("#events", RichLog)
         for e in events:
             colour = {"error": "red", "warning": "yellow"}.get(e.level, "dim")
-            log.write(f"[{colour}]{e.ts:%H:%M:%S}[/] {e.message}")
+            log.write(Text.assemble((f"{e.ts:%H:%M:%S}", colour), " ", inert(e.message, limit=MESSAGE_LIMIT, newlines=True)))
         if events:
             self.last_event = events[-1].id
         self.show_info(detail)
@@ -152,20 +154,26 @@ class RunScreen(TabbedScreen):
         from xlbench.executors import placement
 
         where = placement(run) if run.job_id else ""  # a scheduler's job and node; a local run's host is in its config tab
-        lines = [f"[b]{run.id}: {run.name}[/b]", f"{run.kind} · model {model}" + (f" · {where}" if where else "")]
+        # stored text goes in as Text (never markup): a name cannot style, link or escape the terminal
+        lines = [Text(inert(f"{run.id}: {run.name}"), style="bold"),
+                 Text(inert(f"{run.kind} · model {model}" + (f" · {where}" if where else ""), limit=MESSAGE_LIMIT))]
         if run.kind == "train":
             s = config.get("sampler", {})
             t = config.get("train", {})
             opts = ", ".join(f"{k}={v}" for k, v in s.items() if k != "name")
-            lines.append(f"sampler {s.get('name')} {opts} · batch {t.get('batch_size')} · lr {t.get('lr')} · seed {t.get('seed')}")
-            lines.append(f"data {config.get('data', {}).get('kind')} → eval {', '.join(d['name'] for d in config.get('eval', {}).get('datasets', []))}")
-        self.query_one("#run-info", Static).update("\n".join(lines))
+            lines.append(Text(inert(f"sampler {s.get('name')} {opts} · batch {t.get('batch_size')} · lr {t.get('lr')} · "
+                                    f"seed {t.get('seed')}", limit=MESSAGE_LIMIT)))
+            lines.append(Text(inert(f"data {config.get('data', {}).get('kind')} → eval "
+                                    f"{', '.join(str(d.get('name')) for d in config.get('eval', {}).get('datasets', []))}",
+                                    limit=MESSAGE_LIMIT)))
+        self.query_one("#run-info", Static).update(Text("\n").join(lines))
         eta = eta_seconds(run.status, run.progress_done, run.progress_total, run.started_at, self.app.now())
-        status = [f"[b]{run.status}[/b] {run.phase}", bar(progress_fraction(run.status, run.progress_done, run.progress_total), 16),
-                  f"{run.progress_done or 0}/{run.progress_total or '?'}" + (f" · ETA {duration(eta)}" if eta else "")]
+        status = [Text.assemble((inert(run.status), "bold"), " ", inert(run.phase)),
+                  Text(bar(progress_fraction(run.status, run.progress_done, run.progress_total), 16)),
+                  Text(f"{run.progress_done or 0}/{run.progress_total or '?'}" + (f" · ETA {duration(eta)}" if eta else ""))]
         if run.error:
-            status.append(f"[red]{run.error}[/red]")
-        self.query_one("#run-progress", Static).update("\n".join(status))
+            status.append(Text(inert(run.error, limit=MESSAGE_LIMIT), style="red"))
+        self.query_one("#run-progress", Static).update(Text("\n").join(status))
         self.query_one("#config", Static).update(config_text(config, env))
 
     def show_results(self) -> None:

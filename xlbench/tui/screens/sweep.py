@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
+from xlbench.text import MESSAGE_LIMIT, inert
 from xlbench.tui.screens.tabbed import TabbedScreen, poll_while_current, tab_bindings
 
 FAMILY_COLUMNS = (("mono", "map"), ("cross", "map"), ("multi", "map"))
@@ -56,8 +57,8 @@ class SweepsScreen(Screen):
         table.clear()
         for sweep_id, name, grid, counts, other in rows:
             grid_text = " × ".join(f"{k}={','.join(map(str, v))}" for k, v in grid.items())
-            table.add_row(str(sweep_id), name, grid_text, str(counts["finished"]), str(counts["running"]),
-                          str(counts["queued"]), str(other), key=str(sweep_id))
+            table.add_row(str(sweep_id), Text(inert(name)), Text(inert(grid_text, limit=MESSAGE_LIMIT)), str(counts["finished"]),
+                          str(counts["running"]), str(counts["queued"]), str(other), key=str(sweep_id))
         if rows:
             table.move_cursor(row=min(cursor, len(rows) - 1))
         self.query_one("#sweeps-status", Static).update(
@@ -165,9 +166,11 @@ class SweepScreen(TabbedScreen):
         for r in runs:
             counts[r.status] = counts.get(r.status, 0) + 1
         legend = study.legend() if study and study.rows else "no finished runs yet: the curves appear as runs finish"
-        self.query_one("#sweep-status", Static).update(
-            f"[b]sweep {sweep.id}: {sweep.name}[/b] · {' × '.join(f'{k}={v}' for k, v in grid.items())} · "
-            + " · ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"\n{legend}")
+        self.query_one("#sweep-status", Static).update(Text.assemble(
+            (inert(f"sweep {sweep.id}: {sweep.name}"), "bold"),
+            inert(f" · {' × '.join(f'{k}={v}' for k, v in grid.items())} · "
+                  + " · ".join(f"{n} {s}" for s, n in sorted(counts.items())), limit=MESSAGE_LIMIT),
+            "\n", inert(legend, limit=MESSAGE_LIMIT)))
         table = self.query_one("#sweep-runs", DataTable)
         if not table.columns:
             for col in ("run", x_key.rsplit(".", 1)[-1], "seed", "status", "progress", "mono", "cross", "multi",
@@ -182,8 +185,8 @@ class SweepScreen(TabbedScreen):
             values = [f"{report['summary'][f][m]:.3f}" if report and m in report["summary"].get(f, {}) else "–"
                       for f, m in FAMILY_COLUMNS]
             bias = (report or {}).get("bias", {}).get("rank_distance", {}).get("macro")
-            table.add_row(str(r.id), str(flat.get(x_key)), str(flat.get(SEED_KEY)), r.status,
-                          f"{r.phase or ''} {r.progress_done or 0}/{r.progress_total or '?'}", *values,
+            table.add_row(str(r.id), Text(inert(flat.get(x_key))), Text(inert(flat.get(SEED_KEY))), Text(inert(r.status)),
+                          Text(inert(f"{r.phase or ''} {r.progress_done or 0}/{r.progress_total or '?'}")), *values,
                           f"{bias:.1f}" if bias is not None else "–", key=str(r.id))
         if runs:
             table.move_cursor(row=min(cursor, len(runs) - 1))
@@ -202,9 +205,9 @@ class SweepScreen(TabbedScreen):
             for plot in plots:
                 plot.display = False
             return
-        power.update(Text("\n".join([study.legend()] + [f"power: {line}" for line in study.power_lines()]
-                                    + [f"note: {note}" for note in study.notes])))
-        table.add_column(study.x_key.rsplit(".", 1)[-1], key="x")
+        power.update(Text(inert("\n".join([study.legend()] + [f"power: {line}" for line in study.power_lines()]
+                                          + [f"note: {note}" for note in study.notes]), limit=20 * MESSAGE_LIMIT, newlines=True)))
+        table.add_column(Text(inert(study.x_key.rsplit(".", 1)[-1])), key="x")
         table.add_column("runs")
         for row in study.rows:
             table.add_column(row.label + (" ↓" if row.lower_is_better else ""))
@@ -213,7 +216,7 @@ class SweepScreen(TabbedScreen):
             for row in study.rows:
                 marks = study.marks(row, k)
                 cells.append(study.cell(row, k) + (f" {marks}" if marks else ""))
-            table.add_row(str(x), str(study.rows[0].points[k].n), *cells, key=str(k))
+            table.add_row(Text(inert(x)), str(study.rows[0].points[k].n), *cells, key=str(k))
         for plot, row in zip(plots, study.rows):
             plot.display = True
             plot.draw(study, row)

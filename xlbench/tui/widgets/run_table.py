@@ -7,6 +7,8 @@ from datetime import datetime
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
+
+from xlbench.text import inert
 from textual.widgets import DataTable
 
 from xlbench.store.views import RunSummary, duration
@@ -34,7 +36,8 @@ def cells(run: RunSummary, now: datetime, selected: bool, compact: bool = False)
     maps = "/".join(f"{h[f]:.2f}".lstrip("0") if f in h else "–" for f in ("mono", "cross", "multi")) if h else ""
     step = f"{run.done}/{run.total}" if run.total else ""
     return [
-        "●" if selected else " ", str(run.id), run.name, run.model.split("/")[-1][:40], sampler,
+        "●" if selected else " ", str(run.id), Text(inert(run.name)), Text(inert(run.model.split("/")[-1], limit=40)),
+        Text(inert(sampler)),
         Text(run.status, style=STATUS_STYLE.get(run.status, "")), bar(run.progress(), 4 if compact else 8), step,
         f"{run.loss:.3f}" if run.loss is not None else "", f"{run.samples_per_s:.0f}" if run.samples_per_s else "",
         duration(run.eta_seconds(now)), maps,
