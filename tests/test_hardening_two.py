@@ -136,3 +136,103 @@ async def test_the_app_shows_a_hostile_name_inert(store):
         app.open_sweep(sweep_id)
         await settle(pilot, rounds=5)
         _inert_output(str(app.screen.query_one("#sweep-status", Static).render()))
+
+
+# --- 1. decompression bombs: bounded memory, one line ----------------------------------------------
+
+CAP = 500 * 2**20  # the memory cap the import runs under
+
+
+def _capped() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (CAP + 2**30, CAP + 2**30))  # address space: 500 MB heap + code
+
+
+def _lareqa_bomb() -> bytes:
+    """An npz whose block_rank member inflates to 2 GB of zeros (a few MB deflated)."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    n_query, n_lang = 2**27, 2  # int64: 2 GB
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        small = {"languages": np.array(["de", "en"]), "query_ids": np.array(["q"]), "query_lang": np.zeros(1, np.int16),
+                 "pool_rank": np.ones((1, 2), np.int32), "pool_sizes": np.ones(2, np.int64)}
+        for name, arr in small.items():
+            with z.open(f"{name}.npy", "w") as f:
+                np.lib.format.write_array(f, arr)
+        with z.open("block_rank.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<i8", "fortran_order": False, "shape": (n_query, n_lang)})
+            zeros = bytes(2**24)
+            for _ in range(n_query * n_lang * 8 // len(zeros)):
+                f.write(zeros)
+    return buf.getvalue()
+
+
+def _miracl_bomb() -> bytes:
+    import zlib
+
+    c = zlib.compressobj(9)
+    out = [c.compress(b'{"depth": 100, "queries": [')]
+    blank = b" " * 2**24
+    out += [c.compress(blank) for _ in range(128)]  # 2 GB of whitespace
+    out += [c.compress(b"]}"), c.flush()]
+    return b"".join(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["lareqa-ranks-v1", "miracl-hits-v1"])
+def test_an_import_bomb_is_one_line_under_a_memory_cap_and_writes_nothing(store, tmp_path, fmt):
+    import base64
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import store_synthetic_sweep
+
+    _, ids = store_synthetic_sweep(store, (0,), seeds=(1,))
+    export = tmp_path / "run.json"
+    assert xlbench("export", str(ids[0]), "-o", str(export)).returncode == 0
+    doc = json.loads(export.read_text())
+    bomb = _lareqa_bomb() if fmt == "lareqa-ranks-v1" else _miracl_bomb()
+    assert len(bomb) < 10 * 2**20
+    doc["query_results"][0].update(format=fmt, payload=base64.b64encode(bomb).decode())
+    export.write_text(json.dumps(doc))
+    other = tmp_path / "other.sqlite"
+    res = subprocess.run([sys.executable, "-m", "xlbench", "--db", f"sqlite:///{other}", "import", str(export)],
+                         capture_output=True, text=True, preexec_fn=_capped, timeout=300,
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    assert res.returncode != 0
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "query_results[0].payload" in res.stderr and "decompresses to more than 256 MB" in res.stderr, res.stderr
+    assert not other.exists() or Store(f"sqlite:///{other}").list_runs() == []
+
+
+def test_a_stored_bomb_is_refused_by_readers_too(store):
+    """A database written by an older version (no check on import): compare reads with the limit."""
+    from sqlmodel import select
+
+    from tests.helpers import store_synthetic_sweep
+    from xlbench.store.database import session
+    from xlbench.store.models import QueryResult
+
+    _, ids = store_synthetic_sweep(store, (0, 1), seeds=(1,))
+    with session(store.engine) as s:
+        row = s.exec(select(QueryResult).where(QueryResult.run_id == ids[1])).one()
+        row.payload = _lareqa_bomb()
+        s.add(row)
+        s.commit()
+    res = xlbench("compare", str(ids[0]), str(ids[1]), "--permutations", "1000")
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert f"run {ids[1]}: its stored xquad-r per-query payload: decompresses to more than 256 MB" in res.stderr
+
+
+def test_json_nested_too_deep_is_one_line(store, tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    res = xlbench("import", str(deep))
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-500:]
+    assert "deep.json" in res.stderr and "nested deeper" in res.stderr

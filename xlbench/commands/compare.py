@@ -138,16 +138,22 @@ def export_cmd(
     make_console().print(f"exported {n} run(s) to {output}")
 
 
-def import_cmd(files: Annotated[list[Path], typer.Argument(help="Files written by `xlbench export`.")]) -> None:
+def import_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Files written by `xlbench export`.")],
+    max_payload_mb: Annotated[Optional[float], typer.Option("--max-payload-mb", help="Largest a stored per-query payload may decompress to (default 256, or $XLBENCH_MAX_PAYLOAD_MB).")] = None,
+) -> None:
     """Import exported runs into this database as records (ids kept where free).
 
-    Every field is validated first. Imported runs are never executed: no resume or re-evaluation,
-    no plugins folder, no checkpoint paths; running or queued runs arrive as lost."""
+    Every field is validated first, and every per-query payload is decompressed with a size limit
+    and its shapes checked. Imported runs are never executed: no resume or re-evaluation, no
+    plugins folder, no checkpoint paths; running or queued runs arrive as lost."""
+    from xlbench.core.payloads import limit_bytes
     from xlbench.store.transfer import import_parsed, parse_document, read_document
     from xlbench.text import inert
 
+    limit = limit_bytes(max_payload_mb)
     # every document of every file is checked (and parsed, once) before the first is written
-    parsed = [parse_document(doc, str(path)) for path in files for doc in read_document(path)]
+    parsed = [parse_document(doc, str(path), payload_limit=limit) for path in files for doc in read_document(path)]
     store = open_store()
     console = make_console()
     sweeps: dict[int, int] = {}  # the runs of one exported sweep arrive as one sweep

@@ -21,7 +21,6 @@ Input is what the store holds for each run (config, per-query ranks per dataset)
 from __future__ import annotations
 
 import json
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -37,6 +36,7 @@ from xlbench.core.metrics import (
     trec_ndcg_cut,
     trec_recall,
 )
+from xlbench.core.payloads import PayloadError, hits_document
 from xlbench.core.seed_variance import procedure_test
 from xlbench.core.significance import holm, paired_test, stars
 
@@ -250,7 +250,7 @@ def common_results(runs: list[RunInput], dataset: str, notes: list[str]):
         notes.append(f"{dataset}: runs evaluated different dataset versions ({', '.join(sorted(map(str, versions)))}); "
                      "compared on the questions they share")
     if fmt == PAYLOAD_FORMAT:
-        ranks = [LareqaRanks.from_bytes(r.results[dataset][1]) for r in runs]
+        ranks = [_decoded(r, dataset, LareqaRanks.from_bytes) for r in runs]
         languages = sorted(set.intersection(*(set(x.languages) for x in ranks)))
         keys = set.intersection(*({(x.languages[li], q) for q, li in zip(x.query_ids, x.query_lang)} for x in ranks))
         same_langs = all(sorted(x.languages) == languages for x in ranks)
@@ -259,9 +259,16 @@ def common_results(runs: list[RunInput], dataset: str, notes: list[str]):
                 notes.append(f"{dataset}: run {run.run_id} has languages {','.join(x.languages)}; compared on the "
                              f"intersection {','.join(languages)} (multilingual and bias rows dropped: different pools)")
         return fmt, [_restrict(x, languages, keys) for x in ranks], None, same_langs
-    decoded = [json.loads(zlib.decompress(r.results[dataset][1])) for r in runs]
+    decoded = [_decoded(r, dataset, hits_document) for r in runs]
     keys = set.intersection(*({(q["lang"], q["qid"]) for q in d["queries"]} for d in decoded))
     return fmt, decoded, keys, True
+
+
+def _decoded(run: RunInput, dataset: str, decode):
+    try:
+        return decode(run.results[dataset][1])
+    except PayloadError as exc:
+        raise PayloadError(f"run {run.run_id}: its stored {dataset} per-query payload: {exc}") from None
 
 
 def row_units(fmt: str, data, keep, family: str, metric: str) -> UnitScores:

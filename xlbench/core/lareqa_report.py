@@ -57,7 +57,11 @@ class LareqaRanks:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LareqaRanks:
-        z = np.load(io.BytesIO(data), allow_pickle=False)
+        """Decoded with bounded memory and checked shapes (:mod:`xlbench.core.payloads`): stored
+        payloads may come from an imported document."""
+        from xlbench.core.payloads import rank_arrays
+
+        z = rank_arrays(data)
         return cls([str(x) for x in z["languages"]], [str(x) for x in z["query_ids"]],
                    z["query_lang"].astype(np.int64), z["block_rank"].astype(np.int64),
                    z["pool_rank"].astype(np.int64), z["pool_sizes"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -86,8 +85,9 @@ EVENT_LEVELS = ("info", "warning", "error")
 class _Doc:
     """Typed reads from one exported document; each failure names the file and the JSON path."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, payload_limit: int | None = None) -> None:
         self.path = path
+        self.payload_limit = payload_limit  # bytes a payload may inflate to (None: xlbench.core.payloads' default)
 
     def fail(self, place: str, problem: str):
         raise DataError(self.path, place, problem)
@@ -152,15 +152,15 @@ class _Doc:
             raw = base64.b64decode(self.text(data, "payload", place), validate=True)
         except ValueError:
             self.fail(f"{place}.payload", "not base64")
-        try:
-            if fmt == "lareqa-ranks-v1":
-                from xlbench.core.lareqa_report import LareqaRanks
+        from xlbench.core.payloads import PayloadError, hits_document, rank_arrays
 
-                LareqaRanks.from_bytes(raw)  # numpy arrays only, no pickle
+        try:  # numpy arrays only, no pickle; sizes bounded before anything is inflated
+            if fmt == "lareqa-ranks-v1":
+                rank_arrays(raw, limit=self.payload_limit)
             else:
-                json.loads(zlib.decompress(raw))
-        except Exception as exc:
-            self.fail(f"{place}.payload", f"not a readable {fmt} payload ({type(exc).__name__})")
+                hits_document(raw, limit=self.payload_limit)
+        except PayloadError as exc:
+            self.fail(f"{place}.payload", f"not a readable {fmt} payload: {exc}")
         return raw
 
 
@@ -252,12 +252,12 @@ class ParsedRun:
     sweep: dict | None = None  # {"id": in the exporting database, "name", "grid", "base_config"}
 
 
-def parse_document(doc, where: str) -> ParsedRun:
+def parse_document(doc, where: str, *, payload_limit: int | None = None) -> ParsedRun:
     """Check a whole document (every field, every payload) and build its rows, before anything is
     written; a problem is one :class:`DataError` naming the file and the JSON path."""
     from pathlib import Path
 
-    d = _Doc(where)
+    d = _Doc(where, payload_limit)
     doc = d.obj(doc, "(document)")
     if doc.get("format") != FORMAT:
         d.fail("format", f"expected {FORMAT!r}, found {doc.get('format')!r}")
@@ -351,6 +351,10 @@ def read_document(path) -> list[dict]:
         data = json.loads(open(path, encoding="utf-8").read())
     except json.JSONDecodeError as exc:
         raise DataError(path, f"line {exc.lineno} column {exc.colno}", f"invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DataError(path, "", "JSON nested deeper than the parser allows (an export is a few levels deep)") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"byte {exc.start}", "not UTF-8") from None
     except OSError as exc:
         raise DataError(path, "", f"cannot read ({exc.strerror})") from None
     return data if isinstance(data, list) else [data]
