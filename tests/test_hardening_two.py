@@ -236,3 +236,61 @@ def test_json_nested_too_deep_is_one_line(store, tmp_path):
     res = xlbench("import", str(deep))
     assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-500:]
     assert "deep.json" in res.stderr and "nested deeper" in res.stderr
+
+
+# --- 7. small things that misled -------------------------------------------------------------------
+
+
+def test_compare_with_nothing_in_common_is_one_line_and_exit_one(store):
+    from sqlmodel import select
+
+    from tests.helpers import store_synthetic_sweep
+    from xlbench.store.database import session
+    from xlbench.store.models import QueryResult
+
+    _, ids = store_synthetic_sweep(store, (0, 1), seeds=(1,))
+    with session(store.engine) as s:
+        row = s.exec(select(QueryResult).where(QueryResult.run_id == ids[1])).one()
+        row.dataset = "mlqa-r"
+        s.add(row)
+        s.commit()
+    res = xlbench("compare", str(ids[0]), str(ids[1]), "--permutations", "1000")
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "no evaluation in common" in res.stderr and f"run {ids[1]}: mlqa-r" in res.stderr
+
+
+def test_a_wide_metric_set_folds_into_a_readable_table():
+    from rich.console import Console
+
+    from xlbench.console import MAX_METRIC_ROWS, family_table
+
+    metrics = {f"m{i:06d}": 0.5 for i in range(100_000)}
+    report = {"dataset": "x", "summary": {"mono": metrics, "cross": metrics}, "cells": []}
+    table = family_table(report)
+    assert len(table.columns) == 3 and table.row_count == MAX_METRIC_ROWS
+    console = Console(width=100, record=True, file=__import__("io").StringIO())
+    console.print(table)
+    text = console.export_text()
+    assert "99,900 more metrics" in text and max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_resume_right_after_the_worker_died_finds_out_itself(store, tiny_model, workspace):
+    import json
+    import subprocess
+    import sys
+
+    from tests.jobs.test_training import tiny_config
+    from xlbench.store.database import session
+    from xlbench.store.models import Run
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    config = tiny_config(tiny_model, "hybrid", 4, eval={"before": False})
+    run = store.create_run(kind="train", name="killed", config=json.loads(config.model_dump_json()))
+    with session(store.engine) as s:  # what a kill -9 leaves: running, this host, a pid that is gone
+        row = s.get(Run, run.id)
+        row.status, row.pid, row.host = "running", dead.pid, __import__("socket").gethostname()
+        s.commit()
+    res = xlbench("run", "--headless", "--resume", str(run.id))
+    assert res.returncode == 0, res.stderr
+    assert "is running" not in res.stderr and store.get_run(run.id).status == "finished"

@@ -67,7 +67,9 @@ def main() -> None:
     except Exception as exc:
         if "--debug" in sys.argv[1:] or not _reportable(exc):
             raise
-        print(f"xlbench: error: {one_line(exc)}", file=sys.stderr)
+        from xlbench.text import MESSAGE_LIMIT, inert
+
+        print(f"xlbench: error: {inert(one_line(exc), limit=MESSAGE_LIMIT)}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 1))
 
 

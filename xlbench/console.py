@@ -62,10 +62,16 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+MAX_METRIC_COLUMNS = 12  # more metrics than this (an imported record can hold any) become rows
+MAX_METRIC_ROWS = 100
+
+
 def family_table(report: dict) -> Table:
     summary = report["summary"]
     metrics = [m for m in RANK_METRICS if any(m in v for v in summary.values())] or sorted(
         {k for v in summary.values() for k in v if k != "n_cells"})
+    if len(metrics) > MAX_METRIC_COLUMNS:
+        return _family_rows(report, metrics)
     table = Table(title=f"{report['dataset']}: family means (macro over cells)")
     table.add_column("family")
     for m in metrics:
@@ -78,6 +84,24 @@ def family_table(report: dict) -> Table:
     if "multi" in summary and "map_micro" in summary["multi"]:
         row = summary["multi"]
         table.add_row("multi (micro)", *(_fmt(row.get(f"{m}_micro")) for m in metrics), "")
+    return table
+
+
+def _family_rows(report: dict, metrics: list[str]) -> Table:
+    """A wide metric set folded: one row per metric (the first MAX_METRIC_ROWS), one column per family."""
+    from xlbench.text import inert
+
+    summary = report["summary"]
+    families = [f for f in ("mono", "cross", "multi") if f in summary] or sorted(summary)[:MAX_METRIC_COLUMNS]
+    shown = metrics[:MAX_METRIC_ROWS]
+    more = len(metrics) - len(shown)
+    table = Table(title=f"{report['dataset']}: family means (macro over cells), {len(metrics):,} metrics",
+                  caption=f"… and {more:,} more metrics (all in `runs show --json`)" if more else None)
+    table.add_column("metric")
+    for family in families:
+        table.add_column(Text(inert(family)), justify="right")
+    for m in shown:
+        table.add_row(Text(inert(m)), *(_fmt(summary[f].get(m)) for f in families))
     return table
 
 

@@ -109,6 +109,12 @@ def compare_cmd(
         labels = [f"{group_by}={flatten(inputs[g[0]].config).get(group_by)} (n={len(g)}: runs {','.join(str(inputs[i].run_id) for i in g)})"
                   for g in groups]
     comparison = compare_runs(inputs, groups=groups, labels=labels, permutations=permutations, seed=seed)
+    if not comparison.rows:
+        from xlbench.errors import XlbenchError
+
+        evaluated = "; ".join(f"run {r.run_id}: {', '.join(sorted(r.results))}" for r in inputs)
+        raise XlbenchError(f"runs {', '.join(str(r.run_id) for r in inputs)} have no evaluation in common to compare "
+                           f"({evaluated})")
     if matrix_csv:
         write_text_atomic(matrix_csv, render_matrix(comparison))
     if output_format == "table":

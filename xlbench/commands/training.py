@@ -113,6 +113,9 @@ def run_cmd(
         run = store.get_run(resume)
         if run.kind != "train":
             raise ConfigError(f"run {resume} is an {run.kind} run; only training runs resume")
+        from xlbench.executors import reap_all
+
+        reap_all(store)  # a run whose worker was just killed still reads 'running': find out first
         store.requeue(resume)
         _execute_train(store, run.id, None, detach, json_out=json_out)
         return
