@@ -3,6 +3,8 @@ it was filed against and passes now."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.helpers import xlbench
@@ -294,3 +296,60 @@ def test_resume_right_after_the_worker_died_finds_out_itself(store, tiny_model, 
     res = xlbench("run", "--headless", "--resume", str(run.id))
     assert res.returncode == 0, res.stderr
     assert "is running" not in res.stderr and store.get_run(run.id).status == "finished"
+
+
+# --- 4. a full disk anywhere: the run fails in one line naming the file, nothing half-written -----
+
+
+def _no_free_space(monkeypatch):
+    from xlbench.core import integrity
+
+    class Full:
+        f_bavail, f_frsize = 0, 4096
+
+    monkeypatch.setattr(integrity.os, "statvfs", lambda path: Full())
+
+
+@pytest.mark.parametrize("where", ["checkpoint", "final model"])
+def test_a_full_disk_while_saving_a_model_is_one_line_naming_the_file(store, tiny_model, monkeypatch, where):
+    import safetensors.torch
+
+    from tests.test_hardening import _trained_run
+
+    def torch_says(tensors=None, filename=None, *a, **k):  # a partial file, then torch's words for a full disk
+        if filename:
+            Path(filename).write_bytes(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 11776 vs 11674")
+
+    if where == "checkpoint":
+        monkeypatch.setattr(safetensors.torch, "save_file", torch_says)
+    else:
+        from xlbench.core.encoders import trainable
+
+        monkeypatch.setattr(trainable.SentenceTransformerTrainable, "save", lambda self, folder: torch_says())
+    _no_free_space(monkeypatch)
+    with pytest.raises(OSError, match="No space left on device"):
+        _trained_run(store, tiny_model, steps=12, train={"checkpoint_every": 10 if where == "checkpoint" else 0,
+                                                          "val_every": 0})
+    run = store.list_runs(limit=1)[0]
+    assert run.status == "failed" and run.error.startswith("No space left on device: ") and "\n" not in run.error
+    assert "inline_container" not in run.error
+    named = "checkpoints/step-00000010/model.safetensors" if where == "checkpoint" else "run-1/model"
+    assert run.error.endswith(named), run.error
+    assert not [p for p in (Path.cwd() / "runs").rglob("*") if ".tmp" in p.name]  # nothing half-written
+
+
+def test_a_full_disk_while_writing_the_cache_names_the_file(workspace, monkeypatch):
+    from xlbench.core.integrity import atomic_write
+
+    def numpy_says(fh):
+        fh.write(b"partial")
+        raise OSError("3741184 requested and 1484768 written")  # numpy's own words, no errno
+
+    _no_free_space(monkeypatch)
+    target = workspace / "cache" / "x.vecs.npy"
+    target.parent.mkdir(parents=True)
+    with pytest.raises(OSError) as caught:
+        atomic_write(target, numpy_says)
+    assert caught.value.strerror == "No space left on device" and caught.value.filename.endswith("x.vecs.npy.tmp")
+    assert not list(target.parent.iterdir())

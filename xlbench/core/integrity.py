@@ -8,6 +8,7 @@ without a manifest is treated as damaged (it was not written whole by this xlben
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -40,9 +41,36 @@ def manifest_for(paths: list[Path], kind: str, **extra) -> dict:
             **extra}
 
 
+DISK_FULL_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
+
+
+def disk_full(exc: BaseException, path: Path) -> bool:
+    """Whether a failed write failed for want of space. Libraries say it in their own words
+    (torch: ``enforce fail at inline_container.cc … unexpected pos``; numpy: ``N requested and M
+    written``), so the file system is asked too."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    if "No space left on device" in str(exc):
+        return True
+    try:
+        stat = os.statvfs(Path(path).parent if not Path(path).is_dir() else path)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < DISK_FULL_BYTES
+
+
+def _disk_full_error(exc: BaseException, path: Path) -> BaseException:
+    """``exc`` itself, or for a full disk one ``OSError(ENOSPC)`` naming the file being written."""
+    if isinstance(exc, Exception) and not (isinstance(exc, OSError) and exc.errno == errno.ENOSPC and exc.filename) \
+            and disk_full(exc, path):
+        return OSError(errno.ENOSPC, "No space left on device", str(path))
+    return exc
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """``write(fh)`` into a temporary name, fsync, rename over ``path``: readers see the old file or
-    the new one, never half of one; a failure (a full disk) removes the temporary file."""
+    the new one, never half of one; a failure removes the temporary file, and a full disk is one
+    ``OSError(ENOSPC)`` naming the file, whatever the library that wrote it said."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -51,9 +79,12 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise
+        error = _disk_full_error(exc, tmp)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 def write_json_atomic(path: Path, data: dict, **dump) -> None:
@@ -74,9 +105,14 @@ def atomic_dir(final: Path, write: Callable[[Path], None]) -> Path:
     tmp.mkdir(parents=True)
     try:
         write(tmp)
-    except BaseException:
+    except BaseException as exc:
+        newest = max(tmp.iterdir(), key=lambda p: p.stat().st_mtime_ns, default=None) if tmp.exists() else None
+        written = final / newest.name if newest is not None else final  # the file it was writing, by its real name
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        error = _disk_full_error(exc, written)
+        if error is exc:
+            raise
+        raise error from exc
     old = final.with_name(final.name + f".old{os.getpid()}")
     if final.exists():
         final.rename(old)
