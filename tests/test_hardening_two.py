@@ -353,3 +353,66 @@ def test_a_full_disk_while_writing_the_cache_names_the_file(workspace, monkeypat
         atomic_write(target, numpy_says)
     assert caught.value.strerror == "No space left on device" and caught.value.filename.endswith("x.vecs.npy.tmp")
     assert not list(target.parent.iterdir())
+
+
+# --- 5. Slurm: an outage survived, a cancel from outside said as such ------------------------------
+
+
+def test_the_slurm_follower_survives_an_unreachable_controller(store, monkeypatch):
+    from xlbench.errors import XlbenchError
+    from xlbench.executors import slurm
+
+    run = store.create_run(kind="train", name="placed", config={})
+    store.finish_run(run.id, "finished")
+    answers = iter([XlbenchError("asking Slurm for job states: squeue failed: Unable to contact slurm controller")] * 3
+                   + ["7_0|COMPLETED|node1\n"])
+
+    def squeue(args, what):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    waits = []
+    monkeypatch.setattr(slurm, "_command", squeue)
+    monkeypatch.setattr(slurm.time, "sleep", waits.append)
+    said = []
+    ended = slurm.SlurmExecutor(poll_seconds=5).follow(store, {run.id: "7_0"}, say=said.append)
+    assert ended == {run.id: "finished"}
+    assert waits == [10, 20, 40]  # backing off, never giving up
+    assert [m for m in said if "still following" in m] == [said[0]] and said[0].startswith("Slurm unreachable since ")
+    assert "Unable to contact slurm controller" in said[0]
+    assert any(m.startswith("Slurm answers again") for m in said)
+
+
+def test_a_job_cancelled_outside_xlbench_is_not_taken_for_a_requeue(monkeypatch):
+    """What scontrol says while the worker handles SIGTERM (seen on the CI cluster): scancel →
+    COMPLETING with no restart; scontrol requeue or preemption → COMPLETING, Restarts grown."""
+    import signal
+
+    from xlbench.executors import slurm
+
+    monkeypatch.setenv("SLURM_JOB_ID", "12")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "11")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    ex = slurm.SlurmExecutor()
+    asked = []
+    for restart_count, record, requeue, cancelled in (
+            ("", "JobId=12 ArrayJobId=11 ArrayTaskId=1 JobState=COMPLETING Reason=None Requeue=1 Restarts=0", False, True),
+            ("", "JobId=12 JobState=COMPLETING Reason=None Requeue=1 Restarts=1", True, False),
+            ("2", "JobId=12 JobState=COMPLETING Reason=None Requeue=1 Restarts=2", False, True),
+            ("", "JobId=12 JobState=RUNNING Restarts=0", True, False)):  # a plain kill -TERM: as before
+        monkeypatch.setenv("SLURM_RESTART_COUNT", restart_count)
+        monkeypatch.setattr(slurm, "_command", lambda args, what, record=record: asked.append(args) or record + "\n")
+        assert (ex.stop_reason(signal.SIGTERM) is not None) == requeue, record
+        reason = ex.cancel_reason(signal.SIGTERM)
+        assert (reason is not None) == cancelled, record
+        if cancelled:
+            assert reason.startswith("Slurm job 11_1 was cancelled from outside xlbench (scancel)")
+    assert asked[0] == ["scontrol", "show", "job", "12", "--oneliner"]
+
+    def unreachable(args, what):
+        raise slurm.XlbenchError("scontrol failed")
+
+    monkeypatch.setattr(slurm, "_command", unreachable)  # cannot ask: a preemption, as before
+    assert ex.stop_reason(signal.SIGTERM) is not None and ex.cancel_reason(signal.SIGTERM) is None

@@ -149,6 +149,9 @@ def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Repor
             raise store.eviction(run_id) from None
         _hand_back_if_preempted(store, run_id)
         message = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        outside = _stopped_from_outside(store, run_id)
+        if outside:
+            message = outside if isinstance(exc, KeyboardInterrupt) else f"{outside}; {message}"
         _finish(store, run_id, "cancelled", message)
         raise Cancelled(f"run {run_id} cancelled: {message}; everything written so far is kept") from None
     except Exception as exc:
@@ -198,6 +201,19 @@ def _hand_back_if_preempted(store: Store, run_id: int) -> None:
     store.back_to_queue(run_id, reason)
     executor.after_stop(signum)
     raise Cancelled(f"run {run_id} handed back to the queue: {reason}")
+
+
+def _stopped_from_outside(store: Store, run_id: int) -> str | None:
+    """Why a signal that is not a preemption stopped the run, in the words of the executor that
+    placed it (``scancel`` from outside xlbench), or None."""
+    signum = interrupts.last()
+    run = store.get_run(run_id)
+    if signum is None or not run.executor:
+        return None
+    from xlbench.executors import make_executor
+
+    reason = getattr(make_executor(run.executor), "cancel_reason", None)
+    return reason(signum) if reason else None
 
 
 def _finish(store: Store, run_id: int, status: str, error: str | None, detail: str | None = None) -> None:

@@ -19,7 +19,9 @@ An executor class (entry-point group ``xlbench.executors``, or a class with ``ki
 * ``reap(store) -> list[int]``: mark runs whose job the scheduler no longer runs as lost;
 * ``stop_reason(signum)``: for a worker it placed that received ``signum``, a sentence if that
   signal means "preempted or out of time, will be started again" (the worker then checkpoints
-  and hands the run back to the queue), else None.
+  and hands the run back to the queue), else None;
+* ``cancel_reason(signum)`` (optional): a sentence if that signal means "cancelled from outside
+  xlbench" (e.g. ``scancel``): the run ends ``cancelled`` with it, never as a requeue in progress.
 """
 
 from __future__ import annotations

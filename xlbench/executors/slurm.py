@@ -40,6 +40,7 @@ from xlbench.errors import ConfigError, XlbenchError
 from xlbench.executors import Executor, check_store
 from xlbench.store.store import TERMINAL_STATUSES
 
+MAX_BACKOFF_SECONDS = 120  # the longest the follower waits between two tries of an unreachable scheduler
 # squeue's words for a job that will not run (again) by itself
 ENDED_STATES = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
                 "PREEMPTED", "TIMEOUT", "REVOKED", "SPECIAL_EXIT"}
@@ -126,6 +127,37 @@ def batch_script(run_ids: list[int], options: SlurmOptions, *, log_dir: Path, pa
     return "\n".join(lines) + "\n"
 
 
+def _job_of_this_worker() -> str | None:
+    """This worker's job as ``squeue`` and the run row name it (an array task: ``ARRAY_TASK``)."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        return None
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]
+
+
+class Outage:
+    """The follower's view of a scheduler that does not answer: it says so once, with the time it
+    started, waits longer each time (up to :data:`MAX_BACKOFF_SECONDS`), and says when it is back."""
+
+    def __init__(self, poll_seconds: float, say: Callable[[str], None]) -> None:
+        self.poll, self.say = poll_seconds, say
+        self.since: datetime | None = None
+        self.failures = 0
+
+    def failed(self, exc: Exception) -> float:
+        """Seconds to wait before asking again."""
+        if self.since is None:
+            self.since = datetime.now()
+            self.say(f"Slurm unreachable since {self.since:%H:%M:%S} ({exc}); still following, the jobs run on")
+        self.failures += 1
+        return min(MAX_BACKOFF_SECONDS, self.poll * 2 ** min(self.failures, 10))
+
+    def answered(self) -> None:
+        if self.since is not None:
+            self.say(f"Slurm answers again (unreachable {(datetime.now() - self.since).total_seconds():.0f} s)")
+        self.since, self.failures = None, 0
+
+
 def _command(args: list[str], what: str) -> str:
     try:
         res = subprocess.run(args, capture_output=True, text=True, timeout=60)
@@ -203,9 +235,15 @@ class SlurmExecutor(Executor):
         """Report each run's status changes (with its job and node) until every one has ended."""
         seen: dict[int, str] = {}
         ended: dict[int, str] = {}
+        outage = Outage(self.options.poll_seconds, say)
         try:
             while len(ended) < len(jobs):
-                states = self.states()  # one squeue per poll, for losing runs and for reporting
+                try:
+                    states = self.states()  # one squeue per poll, for losing runs and for reporting
+                except XlbenchError as exc:  # the controller restarting, a network blip: the jobs run on
+                    time.sleep(outage.failed(exc))
+                    continue
+                outage.answered()
                 self.reap(store, states)
                 for run_id, job_id in jobs.items():
                     if run_id in ended:
@@ -227,6 +265,27 @@ class SlurmExecutor(Executor):
         return ended
 
     # --- following, cancelling, losing ----------------------------------------------------
+
+    def stop_kind(self) -> str | None:
+        """Why Slurm sent this worker SIGTERM: ``"requeue"`` when it is restarting the job
+        (preemption, ``scontrol requeue``: its restart count has grown past this run's), ``"cancel"``
+        when it is ending it (``scancel``: the job is completing with no restart), None when it
+        cannot be asked. Both look the same in ``squeue`` (COMPLETING) while the worker lives."""
+        job = os.environ.get("SLURM_JOB_ID")
+        if not job:
+            return None
+        try:
+            out = _command(["scontrol", "show", "job", job, "--oneliner"], f"asking Slurm about job {job}")
+        except XlbenchError:
+            return None
+        fields = dict(re.findall(r"(\w+)=(\S*)", out))
+        try:
+            restarted = int(fields.get("Restarts", "0")) > int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+        except ValueError:
+            return None
+        if restarted:
+            return "requeue"
+        return "cancel" if fields.get("JobState") in ("COMPLETING", "CANCELLED") else None
 
     def states(self) -> dict[str, JobState]:
         """This user's jobs as ``squeue`` knows them (ended ones for ``MinJobAge``), one per array task."""
@@ -265,14 +324,22 @@ class SlurmExecutor(Executor):
     # --- inside a worker --------------------------------------------------------------------
 
     def stop_reason(self, signum: int) -> str | None:
-        if not os.environ.get("SLURM_JOB_ID"):
+        job = _job_of_this_worker()
+        if not job:
             return None
-        array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-        job = f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]  # as squeue and the run row name it
         if signum == signal.SIGUSR1:
             return f"Slurm job {job}: the time limit is near (SIGUSR1); checkpoint kept, the job is requeued"
         if signum == signal.SIGTERM:
+            if self.stop_kind() == "cancel":  # scancel also sends SIGTERM: nothing will restart it
+                return None
             return f"Slurm job {job} was preempted or requeued (SIGTERM); checkpoint kept, it continues when Slurm restarts it"
+        return None
+
+    def cancel_reason(self, signum: int) -> str | None:
+        """For a worker stopped by ``scancel`` from outside xlbench: a sentence saying so."""
+        job = _job_of_this_worker()
+        if job and signum == signal.SIGTERM and self.stop_kind() == "cancel":
+            return f"Slurm job {job} was cancelled from outside xlbench (scancel)"
         return None
 
     def after_stop(self, signum: int) -> None:
