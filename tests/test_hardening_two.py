@@ -416,3 +416,33 @@ def test_a_job_cancelled_outside_xlbench_is_not_taken_for_a_requeue(monkeypatch)
 
     monkeypatch.setattr(slurm, "_command", unreachable)  # cannot ask: a preemption, as before
     assert ex.stop_reason(signal.SIGTERM) is not None and ex.cancel_reason(signal.SIGTERM) is None
+
+
+@pytest.mark.slow
+def test_import_streams_a_large_export_with_bounded_memory(tmp_path):
+    """90 copies of the α study's records (a 56 MB file): the import holds one document at a time
+    (its peak is the interpreter's plus one document, not a multiple of the file)."""
+    import json
+    import subprocess
+    import sys
+
+    record = Path(__file__).resolve().parents[1] / "results" / "alpha-study.json"
+    docs = json.loads(record.read_text())[:6]
+    big = tmp_path / "big.json"
+    with open(big, "w") as fh:  # written as a stream too
+        fh.write("[")
+        for k in range(90):
+            fh.write(("," if k else "") + json.dumps(docs[k % len(docs)]))
+        fh.write("]")
+    size_mb = big.stat().st_size / 2**20
+    assert size_mb > 30
+    measured = ("import resource, runpy, sys\n"
+                "sys.argv = ['xlbench'] + sys.argv[1:]\n"
+                "try:\n    runpy.run_module('xlbench', run_name='__main__')\n"
+                "finally:\n    print('peak-kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+    res = subprocess.run([sys.executable, "-c", measured, "--db", f"sqlite:///{tmp_path / 'big.sqlite'}", "import", str(big)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("imported run") == 90
+    peak_mb = int(res.stderr.split("peak-kb")[-1].split()[0]) / 1024
+    assert peak_mb < 200, f"peak {peak_mb:.0f} MB importing a {size_mb:.0f} MB file"

@@ -158,12 +158,18 @@ def import_cmd(
     from xlbench.text import inert
 
     limit = limit_bytes(max_payload_mb)
-    # every document of every file is checked (and parsed, once) before the first is written
-    parsed = [parse_document(doc, str(path), payload_limit=limit) for path in files for doc in read_document(path)]
+
+    def documents():  # streamed: one document in memory at a time, whatever the files' sizes
+        for path in files:
+            for doc in read_document(path):
+                yield parse_document(doc, str(path), payload_limit=limit)
+
+    for _ in documents():  # every document of every file is checked before the first is written
+        pass
     store = open_store()
     console = make_console()
     sweeps: dict[int, int] = {}  # the runs of one exported sweep arrive as one sweep
-    for run in parsed:
+    for run in documents():
         name, original = run.run.name, run.original_id
         new_id, kept = import_parsed(store, run, sweeps)
         note = "" if kept else f" (its id {original} was taken)"

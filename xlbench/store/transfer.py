@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -345,16 +346,62 @@ def ensure_local(run) -> None:
                          "(start a new run from its config instead)")
 
 
-def read_document(path) -> list[dict]:
-    """An export file: one run document, or a list of them."""
+MAX_DEPTH = 64  # an export is a few levels deep; deeper is not an export (and would cost memory to build)
+
+
+def read_document(path) -> Iterator[dict]:
+    """The run documents of an export file (one object, or a list of them), read as a stream: one
+    document in memory at a time, whatever the file's size; malformed or too deeply nested JSON is
+    one :class:`DataError` naming the file."""
+    import ijson
+
     try:
-        data = json.loads(open(path, encoding="utf-8").read())
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"line {exc.lineno} column {exc.colno}", f"invalid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise DataError(path, "", "JSON nested deeper than the parser allows (an export is a few levels deep)") from None
+        with open(path, "rb") as fh:
+            events = ijson.basic_parse(fh, use_float=True)
+            event, value = next(events, (None, None))
+            if event == "start_map":
+                yield _json_value(events, event, value, path)
+            elif event == "start_array":
+                for event, value in events:
+                    if event == "end_array":
+                        break
+                    yield _json_value(events, event, value, path)
+            else:
+                raise DataError(path, "", "not an export: expected a run document (an object) or a list of them")
+    except ijson.JSONError as exc:
+        raise DataError(path, "", f"invalid JSON ({' '.join(str(exc).split())[:200]})") from None
     except UnicodeDecodeError as exc:
         raise DataError(path, f"byte {exc.start}", "not UTF-8") from None
     except OSError as exc:
         raise DataError(path, "", f"cannot read ({exc.strerror})") from None
-    return data if isinstance(data, list) else [data]
+
+
+def _json_value(events, event: str, value, path):
+    """One JSON value built from ijson's flat events, with an explicit stack (no recursion, no
+    per-event path strings) and a depth limit."""
+    if event not in ("start_map", "start_array"):
+        return value
+    root: dict | list = {} if event == "start_map" else []
+    stack: list[list] = [[root, None]]  # [container, pending key]
+    for event, value in events:
+        frame = stack[-1]
+        if event == "map_key":
+            frame[1] = value
+            continue
+        if event in ("end_map", "end_array"):
+            stack.pop()
+            if not stack:
+                return root
+            continue
+        if event in ("start_map", "start_array"):
+            if len(stack) >= MAX_DEPTH:
+                raise DataError(path, "", f"JSON nested deeper than {MAX_DEPTH} levels: not an export")
+            value = {} if event == "start_map" else []
+        container, key = frame
+        if isinstance(container, dict):
+            container[key] = value
+        else:
+            container.append(value)
+        if event in ("start_map", "start_array"):
+            stack.append([value, None])
+    raise DataError(path, "", "invalid JSON (the file ends inside a value)")
