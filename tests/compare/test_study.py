@@ -167,3 +167,31 @@ def test_while_the_last_grid_value_runs_points_are_tested_against_the_ends_of_th
     assert "a: different from sampler.alpha=0 as a training procedure" in study.legend() and " / " not in study.legend().split(";")[1]
     full = _study(store, ids, ends=(0, 1))
     assert full.references == [0, 2] and "a / b: different from sampler.alpha=0 / sampler.alpha=1 as" in full.legend()
+
+
+def test_a_growing_study_is_exported_by_appending_and_imports_with_its_widened_grid(store, tmp_path):
+    """The α study's way across sessions: import the record, extend the sweep, export --append:
+    the earlier documents stay as written, only the new runs are added, and importing the record
+    gives one sweep whose grid holds every value."""
+    from xlbench.store.transfer import read_document
+
+    sweep_id, ids = store_synthetic_sweep(store, XS, seeds=(1, 2))
+    record = tmp_path / "study.json"
+    assert xlbench("export", *map(str, ids[:3]), "-o", str(record)).returncode == 0
+    first = list(read_document(record))
+    other = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    assert xlbench("--db", other, "import", str(record)).returncode == 0
+    # the imported records, exported again into the record: nothing new
+    again = xlbench("--db", other, "export", "--sweep", "1", "-o", str(record), "--append")
+    assert again.returncode == 0 and "exported 0 run(s)" in again.stdout, again.stdout + again.stderr
+    res = xlbench("export", "--sweep", str(sweep_id), "-o", str(record), "--append")
+    assert res.returncode == 0 and "exported 3 run(s)" in res.stdout, res.stdout + res.stderr
+    docs = list(read_document(record))
+    assert docs[:3] == first and len(docs) == 6
+    assert xlbench("export", "--sweep", str(sweep_id), "-o", str(record), "--append").stdout.startswith("exported 0 run(s)")
+    docs[4]["sweep"]["grid"]["train.seed"] = [1, 2, 3]  # a later document of a sweep that grew
+    record.write_text(json.dumps(docs))
+    third = f"sqlite:///{tmp_path / 'third.sqlite'}"
+    assert xlbench("--db", third, "import", str(record)).returncode == 0
+    shown = json.loads(xlbench("--db", third, "sweep", "show", "1", "--format", "json").stdout)
+    assert shown["grid"] == {"train.seed": [1, 2, 3], "sampler.alpha": [0, 0.5, 1]}

@@ -132,16 +132,29 @@ def compare_cmd(
 
 
 def export_cmd(
-    runs: Annotated[list[str], typer.Argument(help="Run ids or names.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="JSON file to write (one run: an object; several: a list).")],
+    runs: Annotated[Optional[list[str]], typer.Argument(help="Run ids or names.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSON file to write (one run: an object; several: a list).")] = ...,
+    sweep: Annotated[Optional[int], typer.Option("--sweep", help="Every finished run of this sweep.")] = None,
+    append: Annotated[bool, typer.Option("--append", help="Keep the documents already in the file; add only runs it does not hold.")] = False,
 ) -> None:
     """Export runs' full records (config, environment, metrics, per-query ranks, events, loss
-    points) to one JSON file that `xlbench import` reads into any other database."""
+    points) to one JSON file that `xlbench import` reads into any other database.
+
+    A study that grows over sessions: `xlbench export --sweep 1 -o results/study.json --append`
+    adds the runs finished since, keeping the earlier records as they were written."""
     from xlbench.store.transfer import write_export
 
     store = open_store()
-    n = write_export(store, store.find_runs(runs), output)
-    make_console().print(f"exported {n} run(s) to {output}")
+    if sweep is not None:
+        if runs:
+            raise ConfigError("--sweep selects the runs itself: leave out run ids")
+        ids = [r.id for r in store.sweep(sweep)[1] if r.status == "finished"]
+    elif runs:
+        ids = store.find_runs(runs)
+    else:
+        raise ConfigError("name the runs to export, or --sweep ID")
+    n = write_export(store, ids, output, append=append)
+    make_console().print(f"exported {n} run(s) to {output}" + (" (appended)" if append else ""), highlight=False)
 
 
 def import_cmd(

@@ -66,15 +66,33 @@ def export_run(store, run_id: int) -> dict:
         }
 
 
-def write_export(store, run_ids: list[int], path) -> int:
-    """One run's document (an object) or several (a list) in one JSON file; returns how many."""
+def write_export(store, run_ids: list[int], path, *, append: bool = False) -> int:
+    """One run's document (an object) or several (a list) in one JSON file; returns how many were
+    written. With ``append``, the documents already in ``path`` are kept as they are, byte for
+    byte in content (a run imported from it and exported again would lose what import drops:
+    its pid, host, checkpoints), and only runs it does not hold yet (by name and creation time)
+    are added after them."""
     from pathlib import Path
 
-    docs = [export_run(store, i) for i in run_ids]
     path = Path(path)
+    kept = list(read_document(path)) if append and path.exists() else []
+    held = {_identity(doc) for doc in kept}
+    docs = [doc for doc in (export_run(store, i) for i in run_ids) if _identity(doc) not in held]
+    everything = kept + docs
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(docs[0] if len(docs) == 1 else docs))
+    write_text_atomic(path, json.dumps(everything[0] if len(everything) == 1 and not append else everything))
     return len(docs)
+
+
+def _identity(doc: dict) -> tuple:
+    """A run across databases: its name and when it was created (import keeps both)."""
+    run = doc.get("run") or {}
+    created = run.get("created_at")
+    try:
+        created = datetime.fromisoformat(created).astimezone(UTC).isoformat() if created else None
+    except (TypeError, ValueError):
+        pass
+    return run.get("name"), created
 
 
 # --- import: every field validated, nothing executable or machine-local taken on faith ------------
@@ -310,6 +328,13 @@ def import_parsed(store, parsed: ParsedRun, sweeps: dict | None = None) -> tuple
             s.add(row)
             s.flush()
             sweeps[parsed.sweep["id"]] = row.id
+        elif parsed.sweep is not None:  # a sweep that grew (sweep extend) lists more values in its later runs
+            row = s.get(Sweep, sweeps[parsed.sweep["id"]])
+            grid = json.loads(row.grid_json)
+            for key, values in parsed.sweep["grid"].items():
+                grid[key] = grid.get(key, []) + [v for v in values if v not in grid.get(key, [])]
+            row.grid_json = json.dumps(grid)
+            s.add(row)
         run = parsed.run
         for ds in parsed.datasets:
             if s.exec(select(Dataset).where(Dataset.name == ds.name, Dataset.version == ds.version)).first() is None:
