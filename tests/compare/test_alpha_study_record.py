@@ -14,18 +14,21 @@ RECORD = ROOT / "results" / "alpha-study.json"
 DOC = ROOT / "docs" / "results.md"
 
 
-def test_the_committed_alpha_study_holds_fifteen_finished_runs_of_the_grid():
+def test_the_committed_alpha_study_holds_the_grid_and_its_added_seeds():
+    """The first 15 documents are the 5 α × 3 seed study as exported then; every later one is a
+    seed 4–8 at α 0, 0.5 or 1 (sweep extend), each cell once, all finished, all on all of XQuAD-R."""
     runs = json.loads(RECORD.read_text())
-    grid = runs[0]["sweep"]["grid"]
-    assert grid == {"train.seed": [1, 2, 3], "sampler.alpha": [0, 0.25, 0.5, 0.75, 1]}
-    cells = set()
+    assert runs[0]["sweep"]["grid"] == {"train.seed": [1, 2, 3], "sampler.alpha": [0, 0.25, 0.5, 0.75, 1]}
+    cells = []
     for record in runs:
         assert record["run"]["status"] == "finished" and record["run"]["kind"] == "train"
         config = json.loads(record["run"]["config_json"])
-        cells.add((config["train"]["seed"], config["sampler"]["alpha"]))
+        cells.append((config["train"]["seed"], config["sampler"]["alpha"]))
         [ranks] = record["query_results"]
         assert ranks["dataset"] == "xquad-r" and json.loads(ranks["info_json"])["queries"] == 13090
-    assert cells == {(s, a) for s in grid["train.seed"] for a in grid["sampler.alpha"]}
+    assert set(cells[:15]) == {(s, a) for s in (1, 2, 3) for a in (0, 0.25, 0.5, 0.75, 1)}
+    assert len(set(cells)) == len(cells)
+    assert all(s in range(4, 9) and a in (0, 0.5, 1) for s, a in cells[15:])
 
 
 def test_importing_the_alpha_study_prints_the_table_in_the_results_document(workspace):

@@ -205,7 +205,7 @@ class SweepScreen(TabbedScreen):
             for plot in plots:
                 plot.display = False
             return
-        power.update(Text(inert("\n".join([study.legend()] + [f"power: {line}" for line in study.power_lines()]
+        power.update(Text(inert("\n".join([f"power: {line}" for line in study.power_lines()]  # the legend is above
                                           + [f"note: {note}" for note in study.notes]), limit=20 * MESSAGE_LIMIT, newlines=True)))
         table.add_column(Text(inert(study.x_key.rsplit(".", 1)[-1])), key="x")
         table.add_column("runs")
