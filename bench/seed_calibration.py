@@ -13,6 +13,12 @@ its own, at 3 and 8 seeds per point:
     python bench/seed_calibration.py                     # the table in docs/sweeps.md (~4 min)
     python bench/seed_calibration.py --studies 200       # quicker, rougher
     python bench/seed_calibration.py --measure --db sqlite:///study.sqlite --sweep 1   # the noise model of a stored sweep
+    python bench/seed_calibration.py --regroup --db sqlite:///study.sqlite --sweep 1   # a null made of the study's own runs
+
+``--regroup`` takes the sweep's first 15 runs (5 grid values × 3 seeds) and regroups them into 3
+arms that each hold one run of every grid value (seeds rotated): the arms are the same mix of
+procedures, so every difference between them is seed noise; it prints how many of the 12 arm
+comparisons (4 rows × 3 pairs) each test marks.
 """
 
 from __future__ import annotations
@@ -45,6 +51,37 @@ def measured(db: str, sweep: int, family: str) -> NoiseModel:
     return measure([units[[i for i, x in enumerate(xs) if x == v]] for v in sorted(set(xs))])
 
 
+def regrouped(db: str, sweep: int) -> None:
+    import json
+
+    from xlbench.core.compare import aligned_units, common_results, flatten, row_units
+    from xlbench.core.seed_variance import procedure_test
+    from xlbench.core.significance import holm, randomization_test
+    from xlbench.core.sweeps import SEED_KEY, study_rows, x_key_of
+    from xlbench.store.store import Store
+
+    store = Store(db)
+    row, runs = store.sweep(sweep)
+    key = x_key_of(json.loads(row.grid_json))
+    inputs = store.run_inputs([r.id for r in runs if r.status == "finished"][:15])
+    fmt, data, keep, _ = common_results(inputs, "xquad-r", [])
+    xs = sorted({flatten(r.config)[key] for r in inputs})
+    arms: list[list[int]] = [[], [], []]
+    for i, r in enumerate(inputs):
+        f = flatten(r.config)
+        arms[(xs.index(f[key]) + int(f[SEED_KEY])) % 3].append(i)
+    old, new = [], []
+    for family, metric in study_rows():
+        units = aligned_units([row_units(fmt, d, keep, family, metric) for d in data])
+        for a in range(3):
+            for b in range(a + 1, 3):
+                diff = units[arms[b]].mean(axis=0) - units[arms[a]].mean(axis=0)
+                old.append(randomization_test(diff, permutations=10_000, seed=0, extend_to=24_000)[0])
+                new.append(procedure_test(units[arms[a]], units[arms[b]]).p)
+    for name, ps in (("per-question test on seed-averaged scores (old)", old), ("procedure-level test (new)", new)):
+        print(f"{name}: {sum(p < 0.05 for p in holm(ps))} of {len(ps)} arm comparisons marked (Holm, p < .05)")
+
+
 def model_spread(m: NoiseModel) -> Spread:
     """The spread `sweep show` would measure on a study drawn from ``m``."""
     return Spread(float(np.sqrt(m.seed_sd**2 + m.unit_seed_sd**2 / m.units)), 10, 2 * m.interaction_sd**2 / m.units)
@@ -59,7 +96,11 @@ def main() -> None:
     ap.add_argument("--db")
     ap.add_argument("--sweep", type=int, default=1)
     ap.add_argument("--family", default="mono")
+    ap.add_argument("--regroup", action="store_true", help="the null made of the study's own runs (needs --db)")
     args = ap.parse_args()
+    if args.regroup:
+        regrouped(args.db, args.sweep)
+        return
 
     model = ALPHA_STUDY_MONO
     if args.measure:
