@@ -138,6 +138,13 @@ async def test_the_app_shows_a_hostile_name_inert(store):
         app.open_sweep(sweep_id)
         await settle(pilot, rounds=5)
         _inert_output(str(app.screen.query_one("#sweep-status", Static).render()))
+        store.ensure_model(HOSTILE, encoder="sentence-transformers", source="/nowhere", label=HOSTILE, info={})
+        await pilot.press("m")
+        await settle(pilot)
+        models = app.screen.query_one(DataTable)
+        assert models.row_count == 1 and all(isinstance(c, Text) for c in models.get_row_at(0))
+        _inert_output(" ".join(c.plain for c in models.get_row_at(0)))
+        _inert_output(str(app.screen.query_one("#catalog-detail", Static).render()))
 
 
 # --- 1. decompression bombs: bounded memory, one line ----------------------------------------------

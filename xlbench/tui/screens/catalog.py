@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from xlbench.errors import XlbenchError
+from xlbench.text import MESSAGE_LIMIT, inert
 
 
 class CatalogScreen(Screen):
@@ -45,14 +47,15 @@ class CatalogScreen(Screen):
         table = self.query_one(DataTable)
         table.clear()
         self.items = rows
-        for item in rows:
-            table.add_row(*self.cells(item), key=str(item.id))
+        for item in rows:  # stored text (names, labels, imported records): inert, never markup
+            table.add_row(*(Text(inert(c)) for c in self.cells(item)), key=str(item.id))
         self.query_one("#catalog-detail", Static).update(f"{len(rows)} {self.KIND} · a: add · delete: remove")
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         item = next((i for i in getattr(self, "items", []) if str(i.id) == event.row_key.value), None)
         if item is not None:
-            self.query_one("#catalog-detail", Static).update(self.detail(item))
+            self.query_one("#catalog-detail", Static).update(Text(inert(self.detail(item), limit=MESSAGE_LIMIT,
+                                                                        newlines=True)))
 
     def action_add(self) -> None:
         from xlbench.tui.screens.dialogs import InputDialog
@@ -82,7 +85,7 @@ class CatalogScreen(Screen):
                 self.app.guard(lambda: self.remove_item(item.id), f"removed {self.KIND[:-1]} {item.name}")
                 self.refresh_rows()
 
-        self.app.push_screen(ConfirmDialog(f"Remove {self.KIND[:-1]} {item.name!r} from the database?"), done)
+        self.app.push_screen(ConfirmDialog(Text(f"Remove {self.KIND[:-1]} '{inert(item.name)}' from the database?")), done)
 
 
 class ModelsScreen(CatalogScreen):

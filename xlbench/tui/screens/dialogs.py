@@ -18,7 +18,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="question")
+            yield Label(shown(self.question), classes="question")
             with Horizontal(classes="buttons"):
                 yield Button("Yes", variant="error", id="yes")
                 yield Button("No", variant="primary", id="no")
@@ -43,7 +43,7 @@ class ErrorDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog error"):
             yield Label(self.title_text, classes="title")
-            yield Label(self.message, classes="question")
+            yield Label(shown(self.message), classes="question")
             with Horizontal(classes="buttons"):
                 yield Button("OK", variant="primary", id="ok")
 
@@ -116,3 +116,12 @@ class HelpScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def shown(message):
+    """A dialog's message as inert text (it may quote a stored name or an imported record)."""
+    from rich.text import Text
+
+    from xlbench.text import MESSAGE_LIMIT, inert
+
+    return message if isinstance(message, Text) else Text(inert(message, limit=MESSAGE_LIMIT, newlines=True))
