@@ -150,8 +150,7 @@ class SweepStudy:
         return text
 
     def n_tests(self) -> int:
-        return len({(r, tuple(sorted((k, t.reference)))) for r, row in enumerate(self.rows)
-                    for k, p in enumerate(row.points) for t in p.tests if t.p is not None})
+        return len(_distinct_tests(self.rows))
 
     def legend(self) -> str:
         if len(self.xs) < 2:
@@ -288,14 +287,21 @@ def sweep_study(runs: list[RunInput], x_key: str, *, dataset: str | None = None,
     return SweepStudy(x_key, xs, references, rows, notes, target)
 
 
-def _holm(rows: list[StudyRow]) -> None:
-    """Holm over every distinct test made (a reference against the other reference counted once)."""
+def _distinct_tests(rows: list[StudyRow]) -> dict[tuple[int, tuple[int, int]], list[PointTest]]:
+    """Every test made, keyed by (row, pair of points): a reference against the other reference is
+    one test seen from both ends."""
     distinct: dict[tuple[int, tuple[int, int]], list[PointTest]] = {}
     for r, row in enumerate(rows):
         for k, point in enumerate(row.points):
             for test in point.tests:
                 if test.p is not None:
                     distinct.setdefault((r, tuple(sorted((k, test.reference)))), []).append(test)
+    return distinct
+
+
+def _holm(rows: list[StudyRow]) -> None:
+    """Holm over every distinct test made."""
+    distinct = _distinct_tests(rows)
     keys = list(distinct)
     adjusted = holm([distinct[key][0].p for key in keys])
     for key, p in zip(keys, adjusted):
