@@ -462,3 +462,20 @@ def test_import_streams_a_large_export_with_bounded_memory(tmp_path):
     assert res.stdout.count("imported run") == 90
     peak_mb = int(res.stderr.split("peak-kb")[-1].split()[0]) / 1024
     assert peak_mb < 200, f"peak {peak_mb:.0f} MB importing a {size_mb:.0f} MB file"
+
+
+def test_a_payload_whose_query_count_disagrees_with_its_record_is_refused(store, tmp_path):
+    import json
+
+    from tests.helpers import store_synthetic_sweep
+
+    _, ids = store_synthetic_sweep(store, (0,), seeds=(1,))
+    export = tmp_path / "run.json"
+    assert xlbench("export", str(ids[0]), "-o", str(export)).returncode == 0
+    doc = json.loads(export.read_text())
+    info = json.loads(doc["query_results"][0]["info_json"] or "{}")
+    doc["query_results"][0]["info_json"] = json.dumps({**info, "queries": 5})
+    export.write_text(json.dumps(doc))
+    res = xlbench("--db", f"sqlite:///{tmp_path / 'other.sqlite'}", "import", str(export))
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "query_results[0].payload: holds 120 queries where its info_json says 5" in res.stderr

@@ -175,11 +175,14 @@ class _Doc:
 
         try:  # numpy arrays only, no pickle; sizes bounded before anything is inflated
             if fmt == "lareqa-ranks-v1":
-                rank_arrays(raw, limit=self.payload_limit)
+                queries = len(rank_arrays(raw, limit=self.payload_limit)["query_ids"])
             else:
-                hits_document(raw, limit=self.payload_limit)
-        except PayloadError as exc:
+                queries = len(hits_document(raw, limit=self.payload_limit).get("queries", []))
+        except (PayloadError, AttributeError) as exc:
             self.fail(f"{place}.payload", f"not a readable {fmt} payload: {exc}")
+        claimed = json.loads(data.get("info_json") or "{}").get("queries")
+        if isinstance(claimed, int) and claimed != queries:  # the record's own count, checked against the payload
+            self.fail(f"{place}.payload", f"holds {queries:,} queries where its info_json says {claimed:,}")
         return raw
 
 
