@@ -435,6 +435,21 @@ def test_a_damaged_checkpoint_is_reported_and_an_intact_one_used(store, tiny_mod
     ("train.max_steps=0", "train.max_steps: Input should be greater than or equal to 1"),
     ("train.checkpoint_every=-1", "train.checkpoint_every: Input should be greater than or equal to 0"),
     ("train.val_share=1.5", "train.val_share: Input should be less than 1"),
+    # the second probe (issue 21): every numeric option has its range
+    ("sampler.alpha=nan", "sampler option alpha='nan': must be a finite number"),
+    ("sampler.alpha=inf", "sampler option alpha='inf': must be a finite number"),
+    ("model.max_seq_length=-1", "model.max_seq_length: Input should be greater than or equal to 1"),
+    ("model.max_seq_length=0", "model.max_seq_length: Input should be greater than or equal to 1"),
+    ("model.max_seq_length=1000000000000", "model.max_seq_length: Input should be less than or equal to 1048576"),
+    ("train.seed=-1", "train.seed: Input should be greater than or equal to 0"),
+    ("train.seed=100000000000000000000000", "train.seed: Input should be less than or equal to 4294967295"),
+    ("threads=1000000000000", "threads: Input should be less than or equal to 1024"),
+    ("threads=0", "threads: Input should be greater than or equal to 1"),
+    ("threads=-1", "threads: Input should be greater than or equal to 1"),
+    ("eval.model_batch_size=0", "eval.model_batch_size: Input should be greater than or equal to 1"),
+    ("eval.model_batch_size=-1", "eval.model_batch_size: Input should be greater than or equal to 1"),
+    ("data.limit=0", "data.limit: Input should be greater than or equal to 1"),
+    ("data.limit=-1", "data.limit: Input should be greater than or equal to 1"),
 ])
 def test_training_settings_out_of_range_are_one_line_and_no_row(workspace, setting, message):
     res = xlbench("run", "--headless", "--set", setting)

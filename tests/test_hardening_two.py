@@ -10,30 +10,8 @@ import pytest
 from tests.helpers import xlbench
 from xlbench.store.store import Store
 
-# --- 6. every option validated, once, before any row exists ----------------------------------------
-
-
-@pytest.mark.parametrize("setting,message", [
-    ("sampler.alpha=nan", "sampler option alpha='nan': must be a finite number"),
-    ("sampler.alpha=inf", "sampler option alpha='inf': must be a finite number"),
-    ("model.max_seq_length=-1", "model.max_seq_length: Input should be greater than or equal to 1"),
-    ("model.max_seq_length=0", "model.max_seq_length: Input should be greater than or equal to 1"),
-    ("model.max_seq_length=1000000000000", "model.max_seq_length: Input should be less than or equal to 1048576"),
-    ("train.seed=-1", "train.seed: Input should be greater than or equal to 0"),
-    ("train.seed=100000000000000000000000", "train.seed: Input should be less than or equal to 4294967295"),
-    ("threads=1000000000000", "threads: Input should be less than or equal to 1024"),
-    ("threads=0", "threads: Input should be greater than or equal to 1"),
-    ("threads=-1", "threads: Input should be greater than or equal to 1"),
-    ("eval.model_batch_size=0", "eval.model_batch_size: Input should be greater than or equal to 1"),
-    ("eval.model_batch_size=-1", "eval.model_batch_size: Input should be greater than or equal to 1"),
-    ("data.limit=0", "data.limit: Input should be greater than or equal to 1"),
-    ("data.limit=-1", "data.limit: Input should be greater than or equal to 1"),
-])
-def test_an_option_out_of_range_is_one_line_and_no_row(workspace, setting, message):
-    res = xlbench("run", "--headless", "--set", setting)
-    assert res.returncode == 2 and message in res.stderr, res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1
-    assert not (workspace / "db" / "xlbench.sqlite").exists() or Store().list_runs() == []
+# --- 6. every option validated, once, before any row exists (the ranges themselves: the
+# parametrized test_training_settings_out_of_range_… in tests/test_hardening.py) ---------------------
 
 
 @pytest.mark.parametrize("setting", ["threads=1000000000000", "sampler.alpha=nan", "eval.model_batch_size=0"])
