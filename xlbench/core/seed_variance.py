@@ -151,7 +151,9 @@ def min_detectable_effect(spread: Spread, n_a: int, n_b: int, *, level: float = 
     total = var_a + var_b + var_q
     if not np.all(total > 0):
         return 0.0
-    df = total**2 / (var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1) + var_q**2 / 1e9)
+    # Welch–Satterthwaite; the questions' part has U − 1 (about a thousand) degrees of freedom, so
+    # its term in the denominator is negligible beside the seeds'
+    df = total**2 / (var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1))
     reach = student.ppf(1 - level / 2, df) * np.sqrt(total)  # |Δ̂| beyond this is significant
     # Δ̂ − Δ: the seeds' part and the question sample's part
     noise = zb.mean(axis=1) - za.mean(axis=1) + rng.standard_normal(simulations) * np.sqrt(var_q)
