@@ -95,3 +95,58 @@ class TopK:
         if row in self.exact:
             return self.exact[row]
         return self.scores[row], self.ids[row]
+
+
+class RankCounter:
+    """Exact ranks of given items in a corpus that arrives in chunks (the merged pool's bias measures).
+
+    ``thresholds[q, r]`` is the grid-rule score of query ``q``'s ``r``-th item (NaN: none) and
+    ``item_ids[q][r]`` its id. After every chunk has been added, ``rank[q, r] = 1 + #{j: s_j > t}
+    + #{j: s_j = t, id_j > id}`` — trec_eval's order (score descending, then id descending), over
+    the whole corpus. Each chunk is scored in float32 (fast, any kernel); only pairs within the
+    float32 error bound of a threshold are rescored exactly, so the counts are exact. Memory: one
+    block of float32 scores (``block_bytes``) besides the chunk.
+    """
+
+    def __init__(self, queries: np.ndarray, thresholds: np.ndarray, item_ids: list[list[str]], *,
+                 block_bytes: int = 64 * 2**20) -> None:
+        self.grid = GridVectors(queries)
+        self.query_norms = np.linalg.norm(self.grid.vecs.astype(np.float64), axis=1)
+        self.thresholds = np.asarray(thresholds, dtype=np.float64)
+        self.item_ids = item_ids
+        self.above = np.zeros(self.thresholds.shape, dtype=np.int64)
+        self.block_bytes = block_bytes
+
+    def add(self, chunk: np.ndarray, ids: list[str]) -> None:
+        if not len(chunk) or not len(self.grid):
+            return
+        from xlbench.core.scoring import on_grid
+
+        cands = GridVectors(chunk, bits=self.grid.bits)
+        cand_norm = float(np.linalg.norm(cands.vecs, axis=1).max()) * 1.001
+        bound = float32_error_bound(self.query_norms, cand_norm, cands.vecs.shape[1])
+        rows = max(1, self.block_bytes // (4 * len(chunk)))
+        for lo in range(0, len(self.grid), rows):
+            hi = min(len(self.grid), lo + rows)
+            s32 = self.grid.vecs[lo:hi] @ cands.vecs.T
+            for r in range(self.thresholds.shape[1]):
+                t = self.thresholds[lo:hi, r]
+                live = np.isfinite(t)
+                if not live.any():
+                    continue
+                t_hi = np.where(live, t + bound[lo:hi], np.inf)[:, None]
+                t_lo = np.where(live, t - bound[lo:hi], np.inf)[:, None]
+                self.above[lo:hi, r] += (s32 > t_hi).sum(axis=1)
+                qi, ci = np.nonzero((s32 >= t_lo) & (s32 <= t_hi))
+                if not len(qi):
+                    continue
+                exact = np.einsum("pd,pd->p", self.grid.block(lo, hi)[qi],
+                                  on_grid(cands.vecs[ci], cands.exps[ci], cands.bits))
+                for q, c, s in zip((qi + lo).tolist(), ci.tolist(), exact.tolist()):
+                    t_q = self.thresholds[q, r]
+                    if s > t_q or (s == t_q and ids[c] > self.item_ids[q][r]):
+                        self.above[q, r] += 1
+
+    def ranks(self) -> np.ndarray:
+        """1-based ranks (0 where there is no item)."""
+        return np.where(np.isfinite(self.thresholds), self.above + 1, 0)

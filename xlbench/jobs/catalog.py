@@ -39,20 +39,20 @@ def dataset_stats(spec: str) -> tuple[dict, dict]:
     from xlbench.config import RunConfig
     from xlbench.jobs.training import load_corpus
 
+    from xlbench.config import DatasetRef, EvalConfig
+    from xlbench.jobs.evaluation import load_dataset
+    from xlbench.paths import plugins_dir
+    from xlbench.plugins import Registry
+
     kind, _, path = spec.partition("=")
     kind, path = kind.strip(), path.strip()
-    if kind in ("lareqa", "xquad-r", "mlqa-r", "miracl"):
-        from xlbench.config import DatasetRef, EvalConfig
-        from xlbench.jobs.evaluation import load_dataset, registry_for
-
-        config = EvalConfig(datasets=[DatasetRef(name=kind, path=path or None)])
-        ds = load_dataset(registry_for(config), config.datasets[0], config)
-        fields = {"name": ds.name, "version": ds.version, "kind": "miracl" if kind == "miracl" else "lareqa",
-                  "source": ds.source, "languages": ds.languages}
+    registry = Registry(plugins_dir())
+    if kind in registry.names("dataset"):  # an evaluation dataset plugin (built-in or local)
+        config = EvalConfig(datasets=[DatasetRef(name=kind, path=path or None)], plugins_dir=str(plugins_dir()))
+        ds = load_dataset(registry, config.datasets[0], config)
+        fields = {"name": ds.name, "version": ds.version, "kind": ds.kind, "source": ds.source, "languages": ds.languages}
         return fields, ds.stats()
     # anything else is training data: a corpus plugin (built-in or from the plugins folder)
-    from xlbench.paths import plugins_dir
-
     config = RunConfig.model_validate({"data": {"kind": kind, "path": path or None}, "plugins_dir": str(plugins_dir())})
     corpus = load_corpus(config)
     return ({"name": corpus.name, "version": corpus.version, "kind": "parallel", "source": corpus.source,

@@ -19,7 +19,7 @@ from xlbench.plugins import Registry
 class Prepared:
     config: EvalConfig
     encoder_class: type
-    datasets: list  # LareqaSet | MiraclSet
+    datasets: list  # each of an engine shape (xlbench.core.data.adhoc)
 
 
 def registry_for(config) -> Registry:
@@ -46,6 +46,8 @@ def load_dataset(registry: Registry, ref, config: EvalConfig):
     options = {"candidate_text": config.candidate_text}
     if config.articles:
         options["articles"] = config.articles
+    if config.split:
+        options["split"] = config.split
     data_dir = Path(config.data_dir) if config.data_dir else None
     return plugin.load(ref.path, data_dir=data_dir, languages=config.languages, options=options)
 
@@ -124,7 +126,7 @@ def run(store, run_id: int, prepared: Prepared, reporter: Reporter, *, register_
         reporter.event("embedding cache off (disabled, or the encoder has no fingerprint)")
     for ds in prepared.datasets:
         stats = ds.stats()
-        store.ensure_dataset(name=ds.name, version=ds.version, kind="miracl" if hasattr(ds, "split") else "lareqa",
+        store.ensure_dataset(name=ds.name, version=ds.version, kind=ds.kind,
                              source=ds.source, languages=ds.languages, stats=stats)
         reporter.event(f"{ds.name} ({ds.source}): {len(ds.languages)} languages, {_size_text(stats)}")
         result = evaluate(ds, encoder, cache=cache, reporter=reporter, batch_size=config.encode_chunk,

@@ -59,8 +59,7 @@ def eval_questions(datasets) -> set[str]:
 
     out: set[str] = set()
     for ds in datasets:
-        texts = ds.query_text if hasattr(ds, "query_text") else [t for part in ds.per_lang.values() for t in part.query_text]
-        out.update(normalise_question(t) for t in texts)
+        out.update(normalise_question(t) for t in ds.query_texts())
     return out
 
 

@@ -16,6 +16,7 @@ import json
 import lzma
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -46,6 +47,8 @@ class LareqaSet:
     query ``q``'s answer sentence in language ``l`` (-1 where that language lacks the id).
     """
 
+    shape: ClassVar[str] = "pool"  # the engine's shape (xlbench.core.data.adhoc)
+    kind: ClassVar[str] = "lareqa"
     name: str
     version: str
     source: str
@@ -62,6 +65,9 @@ class LareqaSet:
     @property
     def n_candidates(self) -> int:
         return int(self.lang_offsets[-1])
+
+    def query_texts(self) -> list[str]:
+        return self.query_text
 
     def stats(self) -> dict:
         per_lang = {}

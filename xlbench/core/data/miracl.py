@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xlbench.core.data.adhoc import AdhocSet, chunked
 from xlbench.errors import ConfigError, DataError
 
 HUB_TOPICS_REPO = "miracl/miracl"
@@ -42,35 +43,26 @@ class MiraclLanguage:
 
     def iter_corpus(self, chunk: int = 4096) -> Iterator[tuple[list[str], list[str]]]:
         """Yield ``(docids, texts)`` chunks in file order, validating each line."""
-        ids: list[str] = []
-        texts: list[str] = []
+        return chunked(self._documents(), chunk)
+
+    def _documents(self) -> Iterator[tuple[str, str]]:
         for path in self.corpus_files:
             opener = gzip.open if path.name.endswith(".gz") else open
             try:
                 with opener(path, "rb") as raw:
                     for lineno, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
-                        if not line.strip():
-                            continue
-                        docid, text = _parse_doc(path, lineno, line)
-                        ids.append(docid)
-                        texts.append(text)
-                        if len(ids) >= chunk:
-                            yield ids, texts
-                            ids, texts = [], []
+                        if line.strip():
+                            yield _parse_doc(path, lineno, line)
             except (OSError, EOFError, UnicodeDecodeError) as exc:
                 raise DataError(path, "", f"cannot read corpus file ({exc})") from None
-        if ids:
-            yield ids, texts
 
 
 @dataclass
-class MiraclSet:
-    name: str
-    version: str
-    source: str
-    split: str
-    languages: list[str]
-    per_lang: dict[str, MiraclLanguage]
+class MiraclSet(AdhocSet):
+    """MIRACL in the ad-hoc shape: per language, nDCG@10 and Recall@100 as the paper reports them."""
+
+    kind: str = "miracl"
+    measures: tuple[str, ...] = ("ndcg@10", "r@100")
 
     def stats(self) -> dict:
         return {

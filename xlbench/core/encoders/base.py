@@ -58,6 +58,13 @@ def describe(encoder: Encoder) -> dict:
     return info
 
 
+def check_dimension(encoder: Encoder, queries: np.ndarray, passages: np.ndarray) -> None:
+    """Query and passage vectors must share a dimension (a plugin may get this wrong)."""
+    if len(queries) and len(passages) and queries.shape[1] != passages.shape[1]:
+        raise PluginError(f"encoder {type(encoder).name!r} returned {queries.shape[1]}-dimensional query vectors but "
+                          f"{passages.shape[1]}-dimensional passage vectors; scores need one dimension")
+
+
 def _checked(encoder: Encoder, out, n: int) -> np.ndarray:
     name = type(encoder).name
     if not isinstance(out, np.ndarray):
