@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from xlbench.core.data.lareqa import CANDIDATE_TEXT_MODES
@@ -49,6 +51,7 @@ class EvalTargets(BaseModel):
     data_dir: str | None = None
     languages: list[str] | None = None
     candidate_text: str = "sentence+context"
+    split: str | None = None  # which qrels split an ad-hoc collection reads (its plugin's default: MIRACL dev, BEIR test)
     articles: str | None = None  # LAReQA: only this slice of articles ("36:48"), e.g. a held-out split
     model_batch_size: int = Field(16, ge=1, le=MAX_BATCH)
 
@@ -56,6 +59,14 @@ class EvalTargets(BaseModel):
     @classmethod
     def _mode(cls, v: str) -> str:
         return _one_of(v, CANDIDATE_TEXT_MODES)
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, v: str | None) -> str | None:
+        # a split names a file (qrels/{split}.tsv): a plain name, never a path
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", v):
+            raise ValueError(f"split {v!r} must be a plain name such as test, dev or train")
+        return v
 
 
 class EvalConfig(EvalTargets):

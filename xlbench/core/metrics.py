@@ -87,6 +87,7 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in (
     MetricSpec("rank_distance", "rank distance", lower_is_better=True, rank_valued=True, compared=("bias",)),
     MetricSpec("max_at_r", "Max@R", lower_is_better=True, rank_valued=True, compared=("bias",)),
     MetricSpec("lang_pref", "own pref"),
+    MetricSpec("own@10", "own@10"),  # ad-hoc merged pool: share of the query's language in its top 10
 )}
 # The per-query rank metrics every LAReQA cell stores (and the heatmap and family tables show).
 RANK_METRICS = {m.name: m.per_query for m in METRICS.values() if m.per_query is not None}

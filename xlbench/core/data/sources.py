@@ -1,15 +1,20 @@
 """Built-in evaluation datasets, registered as ``xlbench.datasets`` plugins like any other.
 
 A dataset plugin is a class with ``kind = "dataset"``, a ``name``, a constructor with no required
-arguments, and ``load(path, *, data_dir, languages, options) -> LareqaSet | MiraclSet`` where
-``path`` is what the user wrote after ``NAME=`` (or None) and ``data_dir`` the ``--data-dir``.
+arguments, and ``load(path, *, data_dir, languages, options)`` returning a dataset of one of the
+engine's shapes (:mod:`xlbench.core.data.adhoc`), where ``path`` is what the user wrote after
+``NAME=`` (or None), ``data_dir`` the ``--data-dir`` and ``options`` holds ``candidate_text``,
+``articles`` and ``split`` where given. Anything that cannot load raises a one-line
+:class:`~xlbench.errors.DataError` or :class:`~xlbench.errors.ConfigError` naming the place.
 
 * ``xquad-r``: ``path``, else ``DATA_DIR/xquad-r``, else the copy bundled in the package.
 * ``mlqa-r``: ``path``, else ``DATA_DIR/mlqa-r``, else a one-time download from the LAReQA
   repository at a fixed commit, each file checked against its sha256 (never bundled: CC BY-NC).
 * ``lareqa``: any folder of LAReQA ``{lang}.json`` files (``lareqa=PATH``).
 * ``miracl``: ``path``, else ``DATA_DIR/miracl``, else the Hugging Face hub
-  (``miracl/miracl`` topics and qrels, ``miracl/miracl-corpus`` passages).
+  (``miracl/miracl`` topics and qrels, ``miracl/miracl-corpus`` passages). Split ``dev`` unless given.
+* ``beir``: a BEIR-format folder, or a folder of per-language ones (``beir=PATH``; split ``test``
+  unless given): :mod:`xlbench.core.data.beir`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import urllib.request
 from importlib import resources
 from pathlib import Path
 
+from xlbench.core.data.adhoc import AdhocSet
+from xlbench.core.data.beir import load_beir
 from xlbench.core.data.lareqa import LareqaSet, load_lareqa
 from xlbench.core.data.miracl import MiraclSet, download_from_hub, load_miracl
 from xlbench.core.integrity import atomic_write
@@ -105,7 +112,7 @@ class Miracl:
 
     def load(self, path: str | None = None, *, data_dir: Path | None = None, languages=None, options=None) -> MiraclSet:
         opts = _options(options)
-        split = opts.pop("split", "dev")
+        split = opts.pop("split", None) or "dev"
         opts.pop("candidate_text", None)  # a passage is always title + text
         opts.pop("articles", None)
         folder = Path(path) if path else _from_data_dir(data_dir, "miracl")
@@ -116,6 +123,16 @@ class Miracl:
 
             folder = download_from_hub(cache_dir("downloads", "miracl"), languages, split)
         return load_miracl(folder, languages=languages, split=split)
+
+
+class Beir:
+    kind = "dataset"
+    name = "beir"
+
+    def load(self, path: str | None = None, *, data_dir: Path | None = None, languages=None, options=None) -> AdhocSet:
+        if not path:
+            raise ConfigError("dataset 'beir' needs a folder: --dataset beir=PATH")
+        return load_beir(Path(path), languages=languages, split=_options(options).get("split") or "test")
 
 
 def download_mlqa_r(dest: Path) -> Path:
