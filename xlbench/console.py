@@ -8,7 +8,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from xlbench.core.metrics import RANK_METRICS
+from xlbench.core.metrics import METRICS
 from xlbench.core.progress import Reporter
 
 
@@ -68,7 +68,8 @@ MAX_METRIC_ROWS = 100
 
 def family_table(report: dict) -> Table:
     summary = report["summary"]
-    metrics = [m for m in RANK_METRICS if any(m in v for v in summary.values())] or sorted(
+    # the registry's metrics in its order (MIRACL's r@100 included), else whatever an import holds
+    metrics = [m for m in METRICS if any(m in v for v in summary.values())] or sorted(
         {k for v in summary.values() for k in v if k != "n_cells"})
     if len(metrics) > MAX_METRIC_COLUMNS:
         return _family_rows(report, metrics)
@@ -125,39 +126,55 @@ def matrix_table(report: dict, metric: str = "map") -> Table | None:
     return table
 
 
+BIAS_COLUMNS = {"rank_distance": "rank distance", "max_at_r": "Max@R", "lang_pref": "own-lang pref", "own@10": "own@10"}
+
+
 def bias_table(report: dict) -> Table | None:
     """Languages ranked by how visible their answers are in the multilingual pool (most visible
-    first), with each query language's rank distance, Max@R and own-language preference."""
+    first, where the set has cross-language answers), with each query language's bias measures
+    (those the set reports: rank distance, Max@R, own-language preference, own@10)."""
+    from xlbench.core.metrics import spec
+
     bias = report.get("bias") or {}
     if not bias:
         return None
-    per = {k: bias.get(k, {}).get("per_lang", {}) for k in ("rank_distance", "max_at_r", "lang_pref")}
+    columns = [k for k in BIAS_COLUMNS if k in bias]
+    per = {k: bias[k].get("per_lang", {}) for k in columns}
     ranked = [v["lang"] for v in bias.get("visibility", [])]
-    langs = ranked + sorted(set(per["rank_distance"]) - set(ranked))
+    langs = ranked + sorted(set().union(*per.values()) - set(ranked))
     vis = {v["lang"]: v["mean_rank"] for v in bias.get("visibility", [])}
-    table = Table(title=f"{report['dataset']}: language bias in the multilingual pool (most visible first; "
-                        "lower rank distance is better)", show_edge=False, pad_edge=False)
-    for col in ("#", "lang", "mean rank", "rank distance", "Max@R", "own-lang pref"):
+    title = "most visible first; " if vis else ""
+    table = Table(title=f"{report['dataset']}: language bias in the multilingual pool ({title}"
+                        "lower rank distance is better)", show_edge=False, pad_edge=False, min_width=60)
+    headers = (["#"] if vis else []) + ["lang"] + (["mean rank"] if vis else []) + [BIAS_COLUMNS[k] for k in columns]
+    for col in headers:
         table.add_column(col, justify="left" if col == "lang" else "right")
+    digits = {k: spec(k).digits for k in columns}
     for i, lang in enumerate(langs, start=1):
-        table.add_row(str(i) if lang in vis else "–", lang, _fmt(vis.get(lang), 1), _fmt(per["rank_distance"].get(lang), 1),
-                      _fmt(per["max_at_r"].get(lang), 1), _fmt(per["lang_pref"].get(lang)))
-    table.add_row("", "macro", "", _fmt(bias.get("rank_distance", {}).get("macro"), 1),
-                  _fmt(bias.get("max_at_r", {}).get("macro"), 1), _fmt(bias.get("lang_pref", {}).get("macro")), style="bold")
+        lead = ([str(i) if lang in vis else "–"] if vis else []) + [lang] + ([_fmt(vis.get(lang), 1)] if vis else [])
+        table.add_row(*lead, *(_fmt(per[k].get(lang), digits[k]) for k in columns))
+    lead = ([""] if vis else []) + ["macro"] + ([""] if vis else [])
+    table.add_row(*lead, *(_fmt(bias[k].get("macro"), digits[k]) for k in columns), style="bold")
     return table
 
 
 def per_language_table(report: dict) -> Table:
-    """For monolingual-only sets (MIRACL): one row per language."""
-    cells = [c for c in report["cells"] if c["setting"] == "mono"]
-    metrics = sorted({m for c in cells for m in c["metrics"]})
-    table = Table(title=f"{report['dataset']}: per language")
+    """For ad-hoc sets (MIRACL, BEIR folders): one row per language, its own collection's measures
+    and, where the set has a merged pool, the same measures in the pool."""
+    settings = [s for s in ("mono", "multi") if any(c["setting"] == s for c in report["cells"])]
+    value = {(c["setting"], c["query_lang"]): c for c in report["cells"]}
+    metrics = sorted({m for c in report["cells"] for m in c["metrics"]})
+    table = Table(title=f"{report['dataset']}: per language" + (" (pool: every language's documents in one corpus)"
+                                                                 if "multi" in settings else ""))
     table.add_column("lang")
     table.add_column("queries", justify="right")
-    for m in metrics:
-        table.add_column(m, justify="right")
-    for c in sorted(cells, key=lambda c: c["query_lang"]):
-        table.add_row(c["query_lang"], str(c["n_queries"]), *(_fmt(c["metrics"].get(m), 4) for m in metrics))
+    for setting in settings:
+        for m in metrics:
+            table.add_column(m if setting == "mono" else f"pool {m}", justify="right")
+    for lang in sorted({c["query_lang"] for c in report["cells"] if c["setting"] == "mono"}):
+        mono = value[("mono", lang)]
+        table.add_row(lang, str(mono["n_queries"]), *(_fmt(value.get((s, lang), {}).get("metrics", {}).get(m), 4)
+                                                      for s in settings for m in metrics))
     return table
 
 
@@ -176,13 +193,10 @@ def print_report(console: Console, report: dict) -> None:
     report = _inert_report(report)
     console.print(family_table(report))
     matrix = matrix_table(report)
-    if matrix is not None:
-        console.print(matrix)
-        bias = bias_table(report)
-        if bias is not None:
-            console.print(bias)
-    else:
-        console.print(per_language_table(report))
+    console.print(matrix if matrix is not None else per_language_table(report))
+    bias = bias_table(report)
+    if bias is not None:
+        console.print(bias)
 
 
 def comparison_table(before: dict, after: dict, before_label: str, after_label: str) -> Table:

@@ -22,16 +22,19 @@ datasets_app = typer.Typer(help="Evaluation datasets: check a file or folder, li
 def plugins_cmd() -> None:
     """List every plugin (encoders, samplers, datasets): name, kind, source, and whether it imports."""
     from rich.table import Table
+    from rich.text import Text
 
     from xlbench.paths import plugins_dir
     from xlbench.plugins import Registry
+    from xlbench.text import MESSAGE_LIMIT, inert
 
     registry = Registry(plugins_dir(global_options().plugins_dir))
     table = Table(title=f"plugins (local folder: {registry.plugins_dir})")
     for col in ("kind", "name", "source", "status"):
         table.add_column(col)
     for st in sorted(registry.check_all(), key=lambda s: (s.spec.kind, s.spec.name)):
-        table.add_row(st.spec.kind, st.spec.name, st.spec.source, "[green]ok[/]" if st.ok else f"[red]{st.message}[/]")
+        status = Text("ok", style="green") if st.ok else Text(inert(st.message, limit=MESSAGE_LIMIT), style="red")
+        table.add_row(*(Text(inert(v)) for v in (st.spec.kind, st.spec.name, st.spec.source)), status)
     make_console().print(table)
 
 
@@ -68,7 +71,7 @@ def models_add(spec: Annotated[str, typer.Argument(help="A local folder, a hub i
 
 
 @datasets_app.command("add")
-def datasets_add(spec: Annotated[str, typer.Argument(help="xquad-r, mlqa-r=DIR, lareqa=DIR, miracl=DIR, jsonl=FILE, mmarco=DIR.")]) -> None:
+def datasets_add(spec: Annotated[str, typer.Argument(help="NAME or NAME=PATH of a dataset plugin (xquad-r, mlqa-r=DIR, miracl=DIR, beir=DIR, …) or of a training corpus (jsonl=FILE, mmarco=DIR).")]) -> None:
     """Load and validate a dataset (evaluation set or parallel training data) and add it, with its
     statistics, to the store's catalog."""
     from xlbench.jobs.catalog import dataset_stats
@@ -83,25 +86,45 @@ def datasets_check(
     dataset: Annotated[str, typer.Argument(help="NAME or NAME=PATH, as for `xlbench eval --dataset`.")],
     data_dir: Annotated[Optional[str], typer.Option("--data-dir")] = None,
     languages: Annotated[Optional[str], typer.Option("--languages", "-l")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Qrels split of an ad-hoc collection (beir: test, miracl: dev).")] = None,
 ) -> None:
-    """Validate a dataset and print its statistics (languages, queries, candidates)."""
-    from xlbench.config import DatasetRef, EvalConfig
+    """Validate a dataset and print its statistics (languages, queries, candidates).
+
+    Example: xlbench datasets check beir=./my-collection --split dev"""
+    from xlbench.config import DatasetRef, EvalConfig, parse_config
     from xlbench.jobs import evaluation
 
-    config = EvalConfig(datasets=[DatasetRef.parse(dataset)], data_dir=data_dir, languages=split_langs(languages),
-                        plugins_dir=global_options().plugins_dir)
+    config = parse_config(EvalConfig, {"datasets": [DatasetRef.parse(dataset).model_dump()], "data_dir": data_dir,
+                                       "languages": split_langs(languages), "split": split,
+                                       "plugins_dir": global_options().plugins_dir}, where="datasets check")
     ds = evaluation.load_dataset(evaluation.registry_for(config), config.datasets[0], config)
     make_console().print_json(json.dumps({"name": ds.name, "version": ds.version, "source": ds.source, **ds.stats()}))
 
 
 @datasets_app.command("list")
 def datasets_list() -> None:
-    """Datasets (name and content version) evaluated by stored runs."""
+    """Datasets (name and content version) evaluated by stored runs, and the dataset plugins
+    installed (what `xlbench eval --dataset` accepts)."""
     from rich.table import Table
 
-    table = Table(title="datasets")
+    from xlbench.paths import plugins_dir
+    from xlbench.plugins import Registry
+
+    from rich.text import Text
+
+    from xlbench.text import inert
+
+    console = make_console()
+    table = Table(title="datasets in the store")
     for col in ("id", "name", "version", "kind", "languages", "source"):
         table.add_column(col)
     for d in open_store().datasets():
-        table.add_row(str(d.id), d.name, d.version, d.kind, d.languages, d.source)
-    make_console().print(table)
+        table.add_row(*(Text(inert(v)) for v in (str(d.id), d.name, d.version, d.kind, d.languages, d.source)))
+    console.print(table)
+    registry = Registry(plugins_dir(global_options().plugins_dir))
+    plugins = Table(title="dataset plugins (xlbench eval --dataset NAME or NAME=PATH)")
+    for col in ("name", "source"):
+        plugins.add_column(col)
+    for spec in sorted(registry.specs("dataset"), key=lambda s: s.name):
+        plugins.add_row(Text(inert(spec.name)), Text(inert(spec.source)))
+    console.print(plugins)

