@@ -77,9 +77,15 @@ class EvalConfig(EvalTargets):
     encoder_options: dict = Field(default_factory=dict)
     max_seq_length: int | None = Field(None, ge=1, le=MAX_SEQ_LENGTH)
     encode_chunk: int = Field(128, ge=1, le=MAX_BATCH)
+    precision: str = "fp32"  # the built-in encoder's forward pass: fp32, or bf16 / fp16 autocast (a GPU's speed)
     threads: int = Field(1, ge=1, le=MAX_THREADS)
     cache: bool = True
     plugins_dir: str | None = None
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, v: str) -> str:
+        return _one_of(v, ("fp32", "bf16", "fp16"))
 
 
 def parse_config(cls: type[BaseModel], data: dict, *, where: str = "config") -> BaseModel:

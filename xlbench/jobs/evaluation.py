@@ -74,6 +74,7 @@ def make_encoder(prepared: Prepared):
 
         encoder = prepared.encoder_class(
             config.model or OFFLINE_MODEL, batch_size=config.model_batch_size, max_seq_length=config.max_seq_length,
+            **({"precision": config.precision} if config.precision != "fp32" else {}),
             **config.encoder_options,
         )
     return encoder

