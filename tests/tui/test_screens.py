@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
+from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable, Input, Static
 
 from xlbench.tui.screens.catalog import DatasetsScreen, ModelsScreen
@@ -40,6 +42,18 @@ async def settle(pilot, rounds: int = 3) -> None:
         except WorkerCancelled:  # a slow exclusive poll replaced by the next one (a loaded machine)
             pass
         await pilot.pause(0.05)
+
+
+async def until(pilot, predicate, timeout: float = 30.0, what: str = "condition"):
+    """Wait for ``predicate()`` while the app keeps processing messages; fail after ``timeout``
+    seconds (a condition with a deadline, not a fixed sleep: fast when the machine is, patient when
+    it is busy)."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        await pilot.pause(0.02)
+    return value
 
 
 async def open_run(pilot, run_id: int):
@@ -128,8 +142,7 @@ async def test_cancel_asks_then_writes_the_request(make_app, seeded):
         assert seeded.get_run(3).cancel_requested is False
         await pilot.press("x")
         await pilot.press("y")
-        await pilot.pause(0.1)
-        assert seeded.get_run(3).cancel_requested is True
+        await until(pilot, lambda: seeded.get_run(3).cancel_requested, what="the cancel request written")
 
 
 async def test_resume_of_a_finished_run_is_a_dialog_not_a_crash(make_app):
@@ -149,11 +162,9 @@ async def test_loss_curve_grows_while_another_process_writes(make_app, seeded):
         code = ("import sys; from xlbench.store.store import Store; s = Store(sys.argv[1]); "
                 "s.add_train_points(3, [{'step': 120 + i, 'split': 'train', 'loss': 0.3} for i in range(1, 31)])")
         subprocess.run([sys.executable, "-c", code, seeded.url], check=True, timeout=60)
-        for _ in range(100):  # the run screen redraws a live curve at most every 3 s
-            await pilot.pause(0.1)
-            if len(plot.series["train"][0]) == 150:
-                break
-        assert len(plot.series["train"][0]) == 150 and plot.series["train"][0][-1] == 150
+        # the run screen redraws a live curve at most every 3 s
+        await until(pilot, lambda: len(plot.series["train"][0]) == 150, what="the curve grown to 150 steps")
+        assert plot.series["train"][0][-1] == 150
 
 
 async def test_models_screen_add_validate_and_remove(make_app, seeded, tiny_model):
@@ -265,10 +276,14 @@ async def test_help_and_command_palette(make_app):
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="the command palette open")
         for ch in "run 4":
             await pilot.press(ch if ch != " " else "space")
-        await pilot.pause(0.5)
+        def first_hit_is_run_4() -> bool:
+            hits = app.screen.query_one(CommandList)
+            return hits.option_count > 0 and str(hits.get_option_at_index(0).prompt).startswith("run 4")
+
+        await until(pilot, first_hit_is_run_4, what="'run 4' the first command found")
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, RunScreen) and app.screen.run_id == 4
