@@ -56,6 +56,7 @@ app.command("queue")(sweep.queue_cmd)
 app.command("run")(training.run_cmd)
 app.add_typer(runs.runs_app, name="runs")
 app.add_typer(catalog.models_app, name="models")
+app.add_typer(catalog.models_app, name="model", hidden=True)  # `xlbench model card RUN` reads naturally too
 app.add_typer(catalog.datasets_app, name="datasets")
 app.add_typer(sweep.sweep_app, name="sweep")
 app.add_typer(training.sampler_app, name="sampler")

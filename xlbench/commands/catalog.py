@@ -4,6 +4,7 @@ plugin folder know about, and checks that add to them."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -49,6 +50,38 @@ def models_list() -> None:
     for m in open_store().models():
         table.add_row(str(m.id), m.name, m.encoder, m.label)
     make_console().print(table)
+
+
+@models_app.command("card")
+def models_card(
+    run: Annotated[int, typer.Argument(help="A finished training run's id.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the card here instead of the run's model folder.")] = None,
+) -> None:
+    """Write (or rewrite) a fine-tuned model's card: README.md with Hugging Face model-index
+    metadata (every stored metric per setting and language, the bias measures) and the training
+    protocol, before/after table, hardware and a reproduce line, all read from the store. Run it
+    after later evaluations of the run to bring the card up to date.
+
+    Example: xlbench models card 12   (also: xlbench model card 12)"""
+    from xlbench.errors import ConfigError
+    from xlbench.jobs.model_card import build_card, write_card
+    from xlbench.jobs.training import run_dir
+
+    store = open_store()
+    row = store.get_run(run)
+    if row.kind != "train" or row.status != "finished":
+        raise ConfigError(f"run {run} is a {row.status} {row.kind} run; a model card needs a finished training run")
+    if output is not None:
+        from xlbench.core.integrity import write_text_atomic
+
+        write_text_atomic(output, build_card(store, run))
+        print(f"model card of run {run} written to {output}")
+        return
+    folder = run_dir(run) / "model"
+    if not (folder / "modules.json").is_file():
+        raise ConfigError(f"run {run}'s model folder {folder} is not in this workspace (an imported run?); "
+                          "write the card elsewhere with --output FILE")
+    print(f"model card written: {write_card(store, run, folder)}")
 
 
 @models_app.command("prepare")

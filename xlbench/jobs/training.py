@@ -20,6 +20,7 @@ from xlbench.config import EvalConfig, RunConfig
 from xlbench.core.progress import Reporter
 from xlbench.errors import ConfigError
 from xlbench.jobs import evaluation
+from xlbench.jobs.model_card import CARD_FILE
 from xlbench.plugins import Registry
 
 
@@ -237,6 +238,22 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
     final_eval = prepared.eval_config.model_copy(update={"model": str(final), "encoder": None, "encoder_options": {}})
     evaluation.run(store, run_id, evaluation.prepare(final_eval, prepared.registry), reporter, register_as=f"run-{run_id}",
                    dist=dist)
+    if lead:
+        write_model_card(store, run_id, final, reporter)
+
+
+def write_model_card(store, run_id: int, final: Path, reporter: Reporter) -> None:
+    """The model folder's README.md (model-index metadata, training protocol, results); a card that
+    cannot be written is a warning, never a failed run."""
+    from xlbench.errors import one_line
+    from xlbench.jobs.model_card import write_card
+
+    try:
+        path = write_card(store, run_id, final)
+    except Exception as exc:  # noqa: BLE001  documentation must not cost the run
+        reporter.event(f"model card not written: {one_line(exc)}", "warning")
+    else:
+        reporter.event(f"model card written: {path}")
 
 
 def save_final(final: Path, save: Callable[[Path], None]) -> bool:
@@ -253,8 +270,9 @@ def save_final(final: Path, save: Callable[[Path], None]) -> bool:
         with tempfile.TemporaryDirectory(dir=final.parent, prefix=".compare-") as tmp:
             fresh = Path(tmp)
             save(fresh)
-            names = sorted(str(f.relative_to(fresh)) for f in fresh.rglob("*") if f.is_file())
-            present = sorted(str(f.relative_to(final)) for f in final.rglob("*") if f.is_file())
+            # the model card is rewritten from the store after evaluation: not part of the model
+            names = sorted(str(f.relative_to(fresh)) for f in fresh.rglob("*") if f.is_file() and f.name != CARD_FILE)
+            present = sorted(str(f.relative_to(final)) for f in final.rglob("*") if f.is_file() and f.name != CARD_FILE)
             if names == present and all(filecmp.cmp(fresh / n, final / n, shallow=False) for n in names):
                 return False
     atomic_dir(final, save)
