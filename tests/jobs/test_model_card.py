@@ -75,3 +75,24 @@ def test_card_command_rewrites_it_and_the_folder_still_loads(finished, tmp_path)
     queued = store.create_run(kind="train", name="not yet", config={})
     res = xlbench("models", "card", str(queued.id), env=env)
     assert res.returncode != 0 and "needs a finished training run" in res.stderr
+
+
+def test_push_checks_offline_in_one_line_and_dry_run_lists_a_loadable_folder(finished):
+    from huggingface_hub import ModelCard
+    from sentence_transformers import SentenceTransformer
+
+    ws, _ = finished
+    run = next(r for r in _store(ws).list_runs() if r.kind == "train" and r.status == "finished")
+    env = {"XLBENCH_HOME": str(ws), "HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_secretsecretsecret"}
+    res = xlbench("push", str(run.id), "lab/e5-hybrid", "--dry-run", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "README.md" in res.stdout and "model.safetensors" in res.stdout
+    folder = ws / "runs" / f"run-{run.id}" / "model"
+    assert SentenceTransformer(str(folder), device="cpu").encode(["hola"]).shape[0] == 1
+    assert ModelCard.load(folder / "README.md").data.eval_results  # the card it would upload parses
+    res = xlbench("push", str(run.id), "lab/e5-hybrid", env=env)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode != 0 and len(lines) == 1 and "cannot push run" in lines[0], res.stderr
+    assert "hf_secret" not in res.stderr + res.stdout
+    res = xlbench("push", str(run.id), "not a repo", env=env)
+    assert res.returncode != 0 and "write it as owner/name" in res.stderr
