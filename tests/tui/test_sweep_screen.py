@@ -88,3 +88,29 @@ def test_sweep_screen_snapshot(snap_compare, sweep_app, size):
         await settle(pilot, rounds=5)
 
     assert snap_compare(sweep_app(), terminal_size=SIZES[size], run_before=open_sweep)
+
+
+async def test_small_terminal_shows_one_curve_at_a_time_and_reopening_runs_no_tests(sweep_app):
+    app = sweep_app()
+    calls = []
+    run_cli = app.run_cli
+    app.run_cli = lambda *args: calls.append(args) or run_cli(*args)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.open_sweep(1)
+        await settle(pilot, rounds=5)
+        screen = app.screen
+        shown = lambda: [p.id for p in screen.query(StudyPlot) if p.display]  # noqa: E731
+        assert shown() == ["study-0"] and "curve 1 of 4: mono mAP" in str(screen.query_one("#curve-hint").content)
+        await pilot.press("right_square_bracket")
+        assert shown() == ["study-1"] and "curve 2 of 4: cross mAP" in str(screen.query_one("#curve-hint").content)
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert shown() == ["study-3"]
+        await pilot.resize_terminal(160, 48)
+        await settle(pilot)
+        assert shown() == ["study-0", "study-1", "study-2", "study-3"] and not screen.query_one("#curve-hint").display
+        await pilot.press("escape")
+        app.open_sweep(1)
+        await settle(pilot, rounds=5)
+        assert app.screen.study is not None and len(app.screen.study.rows) == 4
+    assert sum(1 for args in calls if args[:2] == ("sweep", "show")) == 1  # the second opening reused the study

@@ -62,6 +62,8 @@ class XlbenchApp(App):
         self._clock = clock
         self._store = None
         self._reaped_at = float("-inf")
+        # a sweep's study (curves, tests) per set of finished runs: reopening a sweep is instant
+        self.sweep_studies: dict[tuple[int, tuple[int, ...]], object] = {}
 
     @property
     def store(self):

@@ -1,7 +1,9 @@
 """Sweeps: the list, and one sweep as a study — each family's curve against the grid value with
 95 % intervals over seeds and significance marks, the table behind it, and every run (enter opens
 one; enter on a table row compares that point's seeds). Uses the same core functions as
-``xlbench sweep show``; the paired tests run in a worker thread, never on a frame."""
+``xlbench sweep show``; the tests run in an ``xlbench`` process from a worker thread, never on a
+frame, and a sweep's study is kept per set of finished runs, so reopening it is instant. Below
+``SweepScreen.COMPACT_BELOW`` the four curves are shown one at a time (``[`` / ``]``)."""
 
 from __future__ import annotations
 
@@ -98,7 +100,11 @@ class SweepScreen(TabbedScreen):
     BINDINGS = [
         Binding("escape", "app.back", "back"),
         *tab_bindings(("tab-curves", "curves"), ("tab-table", "table"), ("tab-runs", "runs")),
+        Binding("left_square_bracket", "curve(-1)", "prev curve"),
+        Binding("right_square_bracket", "curve(1)", "next curve"),
     ]
+    # Below this size four curves would be a few rows each with their legends cut: one at a time.
+    COMPACT_BELOW = (110, 36)
 
     def __init__(self, sweep_id: int) -> None:
         super().__init__()
@@ -106,12 +112,14 @@ class SweepScreen(TabbedScreen):
         self.finished: tuple[int, ...] | None = None
         self.study = None
         self.summaries: dict[int, dict | None] = {}  # finished run id → its first dataset's report
+        self.current = 0  # the curve shown when one is shown at a time
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"sweep {self.sweep_id}", id="sweep-status")
         with TabbedContent(id="sweep-tabs"):
             with TabPane("Curves", id="tab-curves"):
+                yield Static("", id="curve-hint")
                 with Grid(id="sweep-plots"):
                     for i in range(4):
                         yield StudyPlot(id=f"study-{i}")
@@ -141,14 +149,15 @@ class SweepScreen(TabbedScreen):
         study = self.study
         summaries = {}  # reports of runs finished since the last poll (a finished run's never change)
         if finished != self.finished:
-            study = None
-            if finished:
+            study = self.app.sweep_studies.get((self.sweep_id, finished))  # opened before: no new tests
+            if study is None and finished:
                 status = self.query_one("#sweep-status", Static)
                 self.app.call_from_thread(status.update, f"sweep {self.sweep_id}: {len(finished)} finished runs · "
                                                          "tests over seeds running in an xlbench process…")
                 try:
                     out = self.app.run_cli("sweep", "show", str(self.sweep_id), "--format", "json")
                     study = study_from_dict(json.loads(out))
+                    self.app.sweep_studies[(self.sweep_id, finished)] = study
                 except XlbenchError as exc:
                     self.app.call_from_thread(self.app.show_error, str(exc))
             for run_id in (i for i in finished if i not in self.summaries):
@@ -204,6 +213,7 @@ class SweepScreen(TabbedScreen):
             power.update("")
             for plot in plots:
                 plot.display = False
+            self.query_one("#curve-hint", Static).display = False
             return
         power.update(Text(inert("\n".join([f"power: {line}" for line in study.power_lines()]  # the legend is above
                                           + [f"note: {note}" for note in study.notes]), limit=20 * MESSAGE_LIMIT, newlines=True)))
@@ -217,11 +227,37 @@ class SweepScreen(TabbedScreen):
                 marks = study.marks(row, k)
                 cells.append(study.cell(row, k) + (f" {marks}" if marks else ""))
             table.add_row(Text(inert(x)), str(study.rows[0].points[k].n), *cells, key=str(k))
+        self.layout_plots()
         for plot, row in zip(plots, study.rows):
-            plot.display = True
             plot.draw(study, row)
-        for plot in plots[len(study.rows):]:
-            plot.display = False
+
+    @property
+    def compact(self) -> bool:
+        width, height = self.COMPACT_BELOW
+        return self.size.width < width or self.size.height < height
+
+    def layout_plots(self) -> None:
+        """Four curves in a grid, or (below ``COMPACT_BELOW``) one at a time with ``[`` / ``]``."""
+        rows = self.study.rows if self.study else []
+        compact = self.compact and len(rows) > 1
+        self.query_one("#sweep-plots", Grid).set_class(compact, "single")
+        for i, plot in enumerate(self.query(StudyPlot)):
+            plot.display = i < len(rows) and (not compact or i == self.current % len(rows))
+        hint = self.query_one("#curve-hint", Static)
+        hint.display = compact
+        if compact:
+            k = self.current % len(rows)
+            hint.update(Text(inert(f"curve {k + 1} of {len(rows)}: {rows[k].label} · [ and ] switch "
+                                   "(a larger terminal shows all four)")))
+
+    def on_resize(self) -> None:
+        if self.study is not None:
+            self.layout_plots()
+
+    def action_curve(self, step: int) -> None:
+        if self.study and self.study.rows:
+            self.current = (self.current + step) % len(self.study.rows)
+            self.layout_plots()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         for table in event.pane.query(DataTable):  # the table of a tab takes the keys (enter opens)
