@@ -150,7 +150,8 @@ async def test_resume_of_a_finished_run_is_a_dialog_not_a_crash(make_app):
     async with app.run_test(size=(120, 40)) as pilot:
         await open_run(pilot, 1)
         await pilot.press("u")
-        assert isinstance(app.screen, ErrorDialog) and "only a cancelled, failed or lost run" in app.screen.message
+        await until(pilot, lambda: isinstance(app.screen, ErrorDialog), what="the error dialog")
+        assert "only a cancelled, failed or lost run" in app.screen.message
 
 
 async def test_loss_curve_grows_while_another_process_writes(make_app, seeded):
@@ -296,13 +297,15 @@ async def test_reevaluate_writes_an_eval_run_and_starts_a_worker(make_app, seede
     async with app.run_test(size=(160, 48)) as pilot:
         await open_run(pilot, 5)
         await pilot.press("e")
+        await until(pilot, lambda: started == [6], what="the re-evaluation's worker started")
         new = seeded.list_runs()[0]
-        assert (new.id, new.kind, new.parent_id, new.status) == (6, "eval", 5, "queued") and started == [6]
+        assert (new.id, new.kind, new.parent_id, new.status) == (6, "eval", 5, "queued")
         app.pop_screen()
         app.open_run(1)  # a training run whose fine-tuned model is not in this database
         await settle(pilot)
         await pilot.press("e")
-        assert isinstance(app.screen, ErrorDialog) and "no saved fine-tuned model" in app.screen.message
+        await until(pilot, lambda: isinstance(app.screen, ErrorDialog), what="the error dialog")
+        assert "no saved fine-tuned model" in app.screen.message
 
 
 async def test_config_tab_says_where_the_run_ran_and_compare_flags_the_difference(make_app):
@@ -318,3 +321,31 @@ async def test_config_tab_says_where_the_run_ran_and_compare_flags_the_differenc
         await settle(pilot)
         diff = text_of(pilot.app.screen.query_one("#config-diff", Static))
         assert "where it ran (runs 1 | 2)" in diff and "threads: 1 | 2" in diff
+
+
+async def test_actions_run_off_the_event_loop_and_the_app_keeps_answering_keys(make_app, seeded, monkeypatch):
+    """Cancel (which may call scancel), resume, re-evaluate, export and remove run in a worker
+    thread: while one is stuck, keys still switch tabs and open screens; its outcome arrives after."""
+    import threading
+
+    from xlbench.executors import cancel as real_cancel
+
+    gate = threading.Event()
+
+    def slow_cancel(store, run_id):
+        gate.wait(30)  # a scheduler that takes its time
+        return real_cancel(store, run_id)
+
+    monkeypatch.setattr("xlbench.executors.cancel", slow_cancel)
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_run(pilot, 3)
+        await pilot.press("x", "y")
+        await until(pilot, lambda: any(w.name == "_guarded" for w in app.workers), what="the cancel under way")
+        tabs = screen.query_one("TabbedContent")
+        for key, tab in (("2", "tab-heatmap"), ("4", "tab-config")):
+            await pilot.press(key)  # answered while the cancel is stuck
+            await until(pilot, lambda tab=tab: tabs.active == tab, timeout=5, what=f"tab {tab} shown")
+        assert seeded.get_run(3).cancel_requested is False  # still stuck
+        gate.set()
+        await until(pilot, lambda: seeded.get_run(3).cancel_requested, what="the cancel request written")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
@@ -172,15 +173,33 @@ class XlbenchApp(App):
 
         self.push_screen(ErrorDialog(message))
 
-    def guard(self, action: Callable[[], object], success: str | None) -> None:
-        """Run a store action; an XlbenchError becomes a dialog, not a crash."""
+    def guard(self, action: Callable[[], object], success: str | None, *, busy: str | None = None,
+              then: Callable[[], None] | None = None) -> None:
+        """Run an action that touches the database, disk, a subprocess or the scheduler in a worker
+        thread, so the app keeps answering keys: ``busy`` is said at once, then the outcome — the
+        action's own message (a returned string), ``success``, or its one-line error as a dialog —
+        and ``then`` runs on the event loop after a success (e.g. a list refreshed)."""
+        if busy:  # names come from the database: plain text, never markup
+            self.notify(busy, timeout=2, markup=False)
+        self._guarded(action, success, then)
+
+    @work(thread=True, group="actions")
+    def _guarded(self, action: Callable[[], object], success: str | None, then: Callable[[], None] | None) -> None:
+        from xlbench.errors import one_line
+
         try:
-            action()
+            said = action()
         except XlbenchError as exc:
-            self.show_error(str(exc))
+            self.call_from_thread(self.show_error, str(exc))
             return
-        if success:
-            self.notify(success)
+        except Exception as exc:  # noqa: BLE001  an unexpected failure is a dialog too, never a dead app
+            self.call_from_thread(self.show_error, one_line(exc))
+            return
+        message = said if isinstance(said, str) else success
+        if message:
+            self.call_from_thread(lambda: self.notify(message, markup=False))
+        if then is not None:
+            self.call_from_thread(then)
 
     def run_cli(self, *args: str, timeout: float = 600) -> str:
         """Run ``xlbench ARGS`` in a child process on this app's database (passed in the
@@ -205,13 +224,14 @@ class XlbenchApp(App):
 
         return start(self.store, run_id)[0]
 
-    def reevaluate(self, run_id: int) -> None:
-        """Queue a fresh evaluation of the run's model on the run's evaluation sets."""
+    def reevaluate(self, run_id: int) -> str:
+        """Queue a fresh evaluation of the run's model on the run's evaluation sets (from a worker
+        thread, through ``guard``); returns what to tell the user."""
         from xlbench.launch import queue_reevaluation
 
         new = queue_reevaluation(self.store, run_id)
         self.start_worker(new)
-        self.notify(f"run {new} re-evaluates run {run_id} in a worker process")
+        return f"run {new} re-evaluates run {run_id} in a worker process"
 
     def export_runs(self, run_ids: list[int], path: str) -> None:
         from xlbench.store.transfer import write_export

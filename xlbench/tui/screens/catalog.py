@@ -82,8 +82,8 @@ class CatalogScreen(Screen):
 
         def done(yes: bool) -> None:
             if yes:
-                self.app.guard(lambda: self.remove_item(item.id), f"removed {self.KIND[:-1]} {item.name}")
-                self.refresh_rows()
+                self.app.guard(lambda: self.remove_item(item.id), f"removed {self.KIND[:-1]} {item.name}",
+                               busy=f"removing {self.KIND[:-1]} {item.name}…", then=self.refresh_rows)
 
         self.app.push_screen(ConfirmDialog(Text(f"Remove {self.KIND[:-1]} '{inert(item.name)}' from the database?")), done)
 

@@ -219,7 +219,8 @@ class RunScreen(TabbedScreen):
             if yes:
                 from xlbench.executors import cancel
 
-                self.app.guard(lambda: cancel(self.app.store, self.run_id), f"cancel requested for run {self.run_id}")
+                self.app.guard(lambda: cancel(self.app.store, self.run_id), f"cancel requested for run {self.run_id}",
+                               busy=f"cancelling run {self.run_id}…")
 
         self.app.push_screen(ConfirmDialog(f"Cancel run {self.run_id}? It stops at its next step and keeps a checkpoint."), done)
 
@@ -227,17 +228,19 @@ class RunScreen(TabbedScreen):
         from xlbench.launch import resume
 
         self.app.guard(lambda: resume(self.app.store, self.run_id),
-                       f"run {self.run_id} queued again; a worker resumes it from its last checkpoint")
+                       f"run {self.run_id} queued again; a worker resumes it from its last checkpoint",
+                       busy=f"resuming run {self.run_id}…")
 
     def action_reevaluate(self) -> None:
-        self.app.guard(lambda: self.app.reevaluate(self.run_id), None)
+        self.app.guard(lambda: self.app.reevaluate(self.run_id), None, busy=f"queuing a re-evaluation of run {self.run_id}…")
 
     def action_export_run(self) -> None:
         from xlbench.tui.screens.dialogs import InputDialog
 
         def write(path: str | None) -> None:
             if path:
-                self.app.guard(lambda: self.app.export_runs([self.run_id], path), f"run {self.run_id} exported to {path}")
+                self.app.guard(lambda: self.app.export_runs([self.run_id], path), f"run {self.run_id} exported to {path}",
+                               busy=f"exporting run {self.run_id} to {path}…")
 
         self.app.push_screen(InputDialog("Export this run's full record to:", f"run-{self.run_id}.json"), write)
 
