@@ -68,6 +68,7 @@ def test_json_results_shape(tmp_path):
     assert "family means" in res.stdout and "language bias" in res.stdout
 
 
+@pytest.mark.slow
 def test_each_unique_text_is_encoded_once_and_never_again(tmp_path, monkeypatch):
     plugins = tmp_path / "count-plugins"
     write_plugin(plugins, "counting.py", COUNTING_ENCODER)

@@ -213,6 +213,7 @@ def test_detached_worker_on_postgres_has_no_password_in_argv_or_rows(tmp_path):
 # --- 3. a damaged embedding cache --------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["random", "truncated", "empty", "no-checksum"])
 def test_damaged_cache_is_detected_reported_and_reencoded(workspace, damage):
     args = ("--plugins-dir", str(PLUGINS), "eval", "--encoder", "hashing", "-l", "en,de", "--json")
@@ -368,6 +369,7 @@ def _shared_dir() -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_read_only_commands_work_on_read_only_media():
     import shutil
 

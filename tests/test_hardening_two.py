@@ -60,6 +60,7 @@ def _inert_output(text: str, *, shown: bool = True) -> None:
     assert "[link=file:///etc/passwd]click[/link]" in text  # markup shown as text, not interpreted
 
 
+@pytest.mark.slow
 def test_a_hostile_name_is_shown_inert_by_every_command(store, tmp_path):
     from tests.helpers import store_synthetic_sweep
 
@@ -268,6 +269,7 @@ def test_a_wide_metric_set_folds_into_a_readable_table():
     assert "99,900 more metrics" in text and max(len(line) for line in text.splitlines()) <= 100
 
 
+@pytest.mark.slow
 def test_resume_right_after_the_worker_died_finds_out_itself(store, tiny_model, workspace):
     import json
     import subprocess

@@ -58,6 +58,7 @@ def test_identical_runs_p_one_and_a_large_difference_is_significant(three_runs):
     assert m["columns"] == ["de", "en", "es", "all"] and all(v == 0 for row in m["delta"][0] for v in row)
 
 
+@pytest.mark.slow
 def test_compare_cli_table_and_markdown(three_runs, tmp_path):
     res = xlbench("compare", "1", "2", "3", "--permutations", "2000")
     assert res.returncode == 0, res.stderr
@@ -94,6 +95,7 @@ def test_group_by_pools_seeds(tmp_path):
     assert group_runs(configs, "sampler.alpha") == [[0, 1], [2, 3]]
 
 
+@pytest.mark.slow
 def test_export_import_into_fresh_database_compares_identically(three_runs, tmp_path):
     before = xlbench("compare", "1", "2", "3", "--format", "json", "--permutations", "1000").stdout
     out = tmp_path / "runs.json"

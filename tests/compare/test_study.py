@@ -169,6 +169,7 @@ def test_while_the_last_grid_value_runs_points_are_tested_against_the_ends_of_th
     assert full.references == [0, 2] and "a / b: different from sampler.alpha=0 / sampler.alpha=1 as" in full.legend()
 
 
+@pytest.mark.slow
 def test_a_growing_study_is_exported_by_appending_and_imports_with_its_widened_grid(store, tmp_path):
     """The α study's way across sessions: import the record, extend the sweep, export --append:
     the earlier documents stay as written, only the new runs are added, and importing the record

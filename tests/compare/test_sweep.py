@@ -118,6 +118,7 @@ def test_sweep_resume_after_every_process_died_continues_from_checkpoints(tmp_pa
     assert values(1) == values(2)
 
 
+@pytest.mark.slow
 def test_queue_never_runs_a_run_twice_when_two_queues_race(tmp_path, tiny_model):
     assert xlbench("sweep", "--config", str(base_toml(tmp_path, tiny_model, steps=4)), "--seeds", "1,2,3").returncode == 0
     a = start_xlbench("queue", "--workers", "2")

@@ -146,6 +146,7 @@ def test_upgrade_keeps_existing_rows_and_foreign_keys(tmp_path):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
+@pytest.mark.slow
 def test_concurrent_first_opens_all_succeed(tmp_path):
     """Processes that open a new file at the same instant (torchrun ranks) all get the schema.
 
