@@ -2,7 +2,8 @@
 
 It reads and writes the same database as the headless commands and never does model work in its
 own process: new runs, resumes and re-evaluations become run rows executed by ``xlbench worker``
-processes. Every database read happens in a worker thread; screens receive plain values.
+processes. Every database read happens in a worker thread, and so does every action (cancel,
+resume, re-evaluate, export, remove: ``guard``); screens receive plain values.
 """
 
 from __future__ import annotations
