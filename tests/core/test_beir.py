@@ -273,3 +273,26 @@ def test_a_hash_collision_is_not_a_duplicate(beir_dir, monkeypatch):
     monkeypatch.setattr(beir, "_id_hash", lambda docid: 42)  # every id collides
     ds = beir.load_beir(beir_dir, languages=["sw"])
     assert ds.per_lang["sw"].documents == 120
+
+
+def test_an_interrupted_evaluation_resumes_from_its_finished_chunks(beir_dir, tmp_path):
+    """Ctrl-C in the middle of a merged-pool evaluation: the chunks finished before it stay cached,
+    the next run encodes only the rest, and every number (pool ranks included) is the same."""
+    from xlbench.core.encoders.cache import EmbeddingCache
+    from xlbench.core.evaluate import evaluate_collection
+    from xlbench.core.progress import Reporter
+
+    class StopAfter(Reporter):
+        def advance(self, done, total=None):
+            if done >= 150:
+                raise KeyboardInterrupt
+
+    ds = load_beir(beir_dir)
+    clean = evaluate_collection(ds, LetterCounts(), search_chunk=40)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_collection(ds, LetterCounts(), cache=EmbeddingCache(tmp_path, "letters"), search_chunk=40,
+                            reporter=StopAfter())
+    assert sorted((tmp_path / "letters" / "chunks").glob("*.sum.json"))  # finished chunks kept
+    resumed = evaluate_collection(ds, LetterCounts(), cache=EmbeddingCache(tmp_path, "letters"), search_chunk=40)
+    assert resumed.info["encode"]["from_cache"] > 0
+    assert [c.metrics for c in resumed.cells] == [c.metrics for c in clean.cells] and resumed.bias == clean.bias
