@@ -245,7 +245,7 @@ def test_duplicates_and_malformed_jsonl(beir_dir):
     corpus.write_bytes(saved + b'{"_id": "x", "text": "broken\n')
     _bad(beir_dir, r"de/corpus\.jsonl: line 301 column \d+: invalid JSON")
     corpus.write_bytes(saved + b'{"_id": "x", "text": "caf\xe9"}\n')
-    _bad(beir_dir, r"de/corpus\.jsonl: line 301: not valid UTF-8")
+    _bad(beir_dir, r"de/corpus\.jsonl: line 301 column 26: not UTF-8 text \(byte 0xe9\)")
     corpus.write_bytes(saved + b'{"_id": 7, "text": "a"}\n')
     _bad(beir_dir, r'de/corpus\.jsonl: line 301: expected a non-empty string "_id"')
     corpus.write_bytes(saved)

@@ -24,7 +24,6 @@ a language folder without queries — each one line naming the file and the line
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from xlbench.core.data.adhoc import AdhocSet, chunked
+from xlbench.core.data.lines import json_lines, text_lines
 from xlbench.errors import ConfigError, DataError
 
 MANIFEST = "collection.json"
@@ -68,31 +68,9 @@ def _is_collection(folder: Path) -> bool:
     return any(_find(folder, stem) for stem in ("corpus", "queries")) or (folder / "qrels").is_dir()
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """``(line number, raw line)`` of a plain or gzipped file; read errors name the file."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as fh:
-            yield from enumerate(fh, start=1)
-    except (OSError, EOFError) as exc:
-        raise DataError(path, "", f"cannot read ({exc})") from None
-
-
 def _records(path: Path, digest=None) -> Iterator[tuple[int, dict]]:
     """Each non-blank JSONL line as an object; bad UTF-8 or JSON is one line naming the place."""
-    for lineno, raw in _lines(path):
-        if digest is not None:
-            digest.update(raw)
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(path, f"line {lineno}", f"not valid UTF-8 (byte {exc.start + 1} of the line)") from None
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"line {lineno} column {exc.colno}", f"invalid JSON ({exc.msg})") from None
+    for lineno, _, record in json_lines(path, digest):
         if not isinstance(record, dict):
             raise DataError(path, f"line {lineno}", "expected a JSON object")
         yield lineno, record
@@ -131,11 +109,8 @@ def read_qrels(path: Path) -> tuple[dict[str, dict[str, int]], dict[tuple[str, s
     """Graded judgements and the line of each ``(query, document)`` pair."""
     qrels: dict[str, dict[str, int]] = {}
     where: dict[tuple[str, str], int] = {}
-    for lineno, raw in _lines(path):
-        try:
-            parts = raw.decode("utf-8").split()
-        except UnicodeDecodeError as exc:
-            raise DataError(path, f"line {lineno}", f"not valid UTF-8 (byte {exc.start + 1} of the line)") from None
+    for lineno, line in text_lines(path):
+        parts = line.split()
         if not parts:
             continue
         if len(parts) == 4:  # TREC: qid Q0 docid grade

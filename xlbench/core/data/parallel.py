@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xlbench.core.data.lines import json_lines, text_lines
 from xlbench.errors import ConfigError, DataError
 
 
@@ -111,31 +112,6 @@ def _text(value, path, place, field: str, required: bool = True) -> str | None:
     return value
 
 
-def _text_lines(path: Path):
-    """``(line number, line)`` of a UTF-8 text file; a line that is not UTF-8 is named, not a traceback."""
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise DataError(path, "", f"cannot read ({exc.strerror})") from None
-    with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                yield lineno, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(path, f"line {lineno} column {exc.start + 1}",
-                                f"not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
-
-
-def _json_lines(path: Path):
-    """``(line number, line, value)`` for each non-blank line of a JSON-lines file."""
-    for lineno, line in _text_lines(path):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"line {lineno} column {exc.colno}", f"invalid JSON ({exc.msg})") from None
-        yield lineno, line, value
 
 
 def load_jsonl(path: Path, *, languages: list[str] | None = None, name: str | None = None) -> ParallelCorpus:
@@ -143,7 +119,7 @@ def load_jsonl(path: Path, *, languages: list[str] | None = None, name: str | No
     path = Path(path)
     rows: dict[tuple[str, str], tuple[str, str, str | None]] = {}
     digest = hashlib.sha256()
-    for lineno, line, obj in _json_lines(path):
+    for lineno, line, obj in json_lines(path):
         digest.update(line.encode())
         place = f"line {lineno}"
         if not isinstance(obj, dict):
@@ -220,7 +196,7 @@ def _mlqa_rows(lang: str, folder: Path | None):
         path = Path(folder) / _mlqa_file(lang)
         if not path.exists():
             raise DataError(path, "", "missing (expected the hub rows as JSON lines)")
-        for lineno, _, row in _json_lines(path):
+        for lineno, _, row in json_lines(path):
             yield lineno, row
         return
     from datasets import load_dataset
@@ -274,7 +250,7 @@ def _find(folder: Path, name: str) -> Path:
 
 
 def _tsv(path: Path, n_fields: int):
-    for lineno, line in _text_lines(path):
+    for lineno, line in text_lines(path):
         parts = line.rstrip("\n").split("\t")
         if len(parts) != n_fields:
             raise DataError(path, f"line {lineno}", f"expected {n_fields} tab-separated fields")
