@@ -21,6 +21,7 @@ It shows the dataset contract (:mod:`xlbench.core.data.adhoc`):
 import hashlib
 from pathlib import Path
 
+from xlbench.core.data import select_languages
 from xlbench.core.data.adhoc import AdhocSet, chunked
 from xlbench.errors import ConfigError, DataError
 
@@ -86,10 +87,7 @@ class TrecFolders:
         found = sorted(p.name for p in root.iterdir() if (p / "docs.tsv").is_file()) if root.is_dir() else []
         if not found:
             raise DataError(root, "", "no {lang}/docs.tsv folders here")
-        chosen = languages or found
-        missing = [lang for lang in chosen if lang not in found]
-        if missing:
-            raise ConfigError(f"{root} has no language {', '.join(missing)}; it has {', '.join(found)}")
+        chosen = list(select_languages(dict.fromkeys(found), languages, root))
         per_lang = {lang: TrecLanguage(lang, root / lang) for lang in sorted(chosen)}
         digest = hashlib.sha256()
         for lang in sorted(chosen):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.test_beir import WORDS, _collection, make_beir, trec_reference
+from tests.core.test_beir import WORDS, _collection, make_collection, trec_reference
 from tests.helpers import write_plugin, xlbench
 
 LETTER_COUNTS = f'''
@@ -30,11 +30,7 @@ class LetterCounts:
 
 @pytest.fixture
 def collection(tmp_path):
-    root = tmp_path / "tri"
-    make_beir(root / "de", n_docs=150, n_queries=12, seed=4)
-    make_beir(root / "sw", n_docs=90, n_queries=9, seed=5, gz=True)
-    make_beir(root / "te", n_docs=110, n_queries=10, seed=6)
-    return root
+    return make_collection(tmp_path / "tri", [(150, 12), (90, 9), (110, 10)], first_seed=4)
 
 
 def _runs(workspace: Path) -> int:

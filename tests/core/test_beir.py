@@ -50,13 +50,16 @@ def make_beir(root: Path, n_docs: int, n_queries: int, seed: int, *, gz: bool = 
         q.write(json.dumps({"_id": "unjudged", "text": "alpha beta"}) + "\n")
 
 
+def make_collection(root: Path, sizes: list[tuple[int, int]], first_seed: int) -> Path:
+    """Per-language folders de, sw (its corpus gzipped) and te, of (documents, queries) each."""
+    for k, (lang, (n_docs, n_queries)) in enumerate(zip(("de", "sw", "te"), sizes)):
+        make_beir(root / lang, n_docs=n_docs, n_queries=n_queries, seed=first_seed + k, gz=lang == "sw")
+    return root
+
+
 @pytest.fixture
 def beir_dir(tmp_path):
-    root = tmp_path / "collection"
-    make_beir(root / "de", n_docs=300, n_queries=20, seed=1)
-    make_beir(root / "sw", n_docs=120, n_queries=12, seed=2, gz=True)
-    make_beir(root / "te", n_docs=200, n_queries=15, seed=3)
-    return root
+    return make_collection(tmp_path / "collection", [(300, 20), (120, 12), (200, 15)], first_seed=1)
 
 
 def _read(path: Path) -> list[dict]:

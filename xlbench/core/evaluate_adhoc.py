@@ -201,11 +201,11 @@ class MergedPool:
         ranks = self._ranks(encode_chunk, reporter, search_chunk) if self.relevant else None
         for lang in ds.languages:
             part = ds.per_lang[lang]
-            judged = judge(part.qrels, lambda qid: self.ranking.ranked(self.rows[lang, qid])
-                           if (lang, qid) in self.rows else None, prefix=f"{lang}:")
+            ranked = {qid: self.ranking.ranked(self.rows[lang, qid]) for qid in part.query_ids}  # once per query
+            judged = judge(part.qrels, ranked.get, prefix=f"{lang}:")
             cells.append(_cell("multi", lang, "all", judged, ds.measures))
             rows = [self.rows[lang, qid] for qid in part.query_ids]
-            own = [np.mean([d.startswith(f"{lang}:") for d in self.ranking.ranked(r)[:OWN_DEPTH]]) for r in rows]
+            own = [np.mean([d.startswith(f"{lang}:") for d in ids[:OWN_DEPTH]]) for ids in ranked.values()]
             bias_rows["own@10"][lang] = float(np.mean(own)) if own else None
             if ranks is not None:
                 eligible = [r for r in rows if self.items[r]]

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from xlbench.core.data import select_languages
 from xlbench.core.data.adhoc import AdhocSet, chunked
 from xlbench.core.data.lines import json_lines, text_lines
-from xlbench.errors import ConfigError, DataError
+from xlbench.errors import DataError
 
 MANIFEST = "collection.json"
 MANIFEST_KEYS = {"name": str, "merge": bool, "language": str}
@@ -236,11 +237,7 @@ def load_beir(folder: Path, *, languages: list[str] | None = None, split: str = 
     """Load and check a BEIR collection (or a folder of per-language ones)."""
     found = language_folders(folder)
     manifest = read_manifest(folder)
-    if languages:
-        missing = [lang for lang in languages if lang not in found]
-        if missing:
-            raise ConfigError(f"{folder} has no language {', '.join(missing)}; it has {', '.join(found)}")
-        found = {lang: found[lang] for lang in languages}
+    found = select_languages(found, languages, folder)
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode())
     per_lang = {lang: load_language(sub, lang, split, digest) for lang, sub in sorted(found.items())}
     merge = manifest.get("merge", True) if merge is None else merge

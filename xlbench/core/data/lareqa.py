@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from xlbench.core.data import select_languages
 from xlbench.errors import ConfigError, DataError
 
 CANDIDATE_TEXT_MODES = ("sentence+context", "sentence")
@@ -232,11 +233,7 @@ def load_lareqa(
     if candidate_text not in CANDIDATE_TEXT_MODES:
         raise ConfigError(f"unknown candidate text {candidate_text!r}; choose one of {', '.join(CANDIDATE_TEXT_MODES)}")
     files = read_language_files(folder)
-    if languages:
-        missing = [lang for lang in languages if lang not in files]
-        if missing:
-            raise ConfigError(f"{name} has no language {', '.join(missing)}; it has {', '.join(sorted(files))}")
-        files = {lang: files[lang] for lang in languages}
+    files = select_languages(files, languages, name)
     digest = hashlib.sha256((articles or "").encode())
     article_slice = parse_slice(articles)
     parsed: list[LanguageFile] = []

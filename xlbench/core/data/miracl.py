@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xlbench.core.data import select_languages
 from xlbench.core.data.adhoc import AdhocSet, chunked
 from xlbench.errors import ConfigError, DataError
 
@@ -163,11 +164,7 @@ def _shard_order(path: Path) -> tuple[int, str]:
 
 def load_miracl(folder: Path, *, languages: list[str] | None = None, split: str = "dev", name: str = "miracl") -> MiraclSet:
     found = discover(folder, split)
-    if languages:
-        missing = [lang for lang in languages if lang not in found]
-        if missing:
-            raise ConfigError(f"{folder} has no MIRACL language {', '.join(missing)}; it has {', '.join(sorted(found))}")
-        found = {lang: found[lang] for lang in languages}
+    found = select_languages(found, languages, folder, "MIRACL language")
     digest = hashlib.sha256()
     per_lang = {}
     for lang, (topics, qrels_file, corpus) in sorted(found.items()):

@@ -60,6 +60,13 @@ def _options(options: dict | None) -> dict:
     return dict(options or {})
 
 
+def _needed_folder(name: str, path: str | None) -> Path:
+    """The folder a dataset that has no default location was given (``NAME=PATH``)."""
+    if not path:
+        raise ConfigError(f"dataset {name!r} needs a folder: --dataset {name}=PATH")
+    return Path(path)
+
+
 BUNDLED_SOURCE = "bundled with xlbench (LAReQA commit 9bc8c7f, CC BY-SA 4.0)"
 
 
@@ -101,9 +108,8 @@ class Lareqa:
     name = "lareqa"
 
     def load(self, path: str | None = None, *, data_dir: Path | None = None, languages=None, options=None) -> LareqaSet:
-        if not path:
-            raise ConfigError("dataset 'lareqa' needs a folder: --dataset lareqa=PATH")
-        return load_lareqa(Path(path).name, Path(path), languages=languages, **_options(options))
+        folder = _needed_folder(self.name, path)
+        return load_lareqa(folder.name, folder, languages=languages, **_options(options))
 
 
 class Miracl:
@@ -130,9 +136,7 @@ class Beir:
     name = "beir"
 
     def load(self, path: str | None = None, *, data_dir: Path | None = None, languages=None, options=None) -> AdhocSet:
-        if not path:
-            raise ConfigError("dataset 'beir' needs a folder: --dataset beir=PATH")
-        return load_beir(Path(path), languages=languages, split=_options(options).get("split") or "test")
+        return load_beir(_needed_folder(self.name, path), languages=languages, split=_options(options).get("split") or "test")
 
 
 def download_mlqa_r(dest: Path) -> Path:
