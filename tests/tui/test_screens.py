@@ -41,7 +41,7 @@ async def settle(pilot, rounds: int = 3) -> None:
             await pilot.app.workers.wait_for_complete()
         except WorkerCancelled:  # a slow exclusive poll replaced by the next one (a loaded machine)
             pass
-        await pilot.pause(0.05)
+        await pilot.pause()  # the screen mounted and the messages those workers posted handled (idle, not a fixed time)
 
 
 async def until(pilot, predicate, timeout: float = 30.0, what: str = "condition"):

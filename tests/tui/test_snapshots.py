@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from tests.tui.test_screens import settle
+
 SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
 
 
 async def _settle(pilot) -> None:
-    for _ in range(4):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.05)
+    await settle(pilot, rounds=4)
 
 
 def _open_run(run_id: int, tab: str | None = None):
