@@ -63,14 +63,11 @@ def models_card(
     after later evaluations of the run to bring the card up to date.
 
     Example: xlbench models card 12   (also: xlbench model card 12)"""
-    from xlbench.errors import ConfigError
     from xlbench.jobs.model_card import build_card, write_card
 
     store = open_store()
-    row = store.get_run(run)
     if output is not None:
-        if row.kind != "train" or row.status != "finished":
-            raise ConfigError(f"run {run} is a {row.status} {row.kind} run; this needs a finished training run")
+        _finished_training_run(store, run)
         from xlbench.core.integrity import write_text_atomic
 
         write_text_atomic(output, build_card(store, run))
@@ -79,13 +76,21 @@ def models_card(
     print(f"model card written: {write_card(store, run, _model_folder(store, run))}")
 
 
-def _model_folder(store, run: int):
+def _finished_training_run(store, run: int):
     from xlbench.errors import ConfigError
-    from xlbench.jobs.training import run_dir
 
     row = store.get_run(run)
     if row.kind != "train" or row.status != "finished":
         raise ConfigError(f"run {run} is a {row.status} {row.kind} run; this needs a finished training run")
+    return row
+
+
+def _model_folder(store, run: int):
+    """A finished training run's model folder in this workspace (never a path read from the store)."""
+    from xlbench.errors import ConfigError
+    from xlbench.jobs.training import run_dir
+
+    _finished_training_run(store, run)
     folder = run_dir(run) / "model"
     if not (folder / "modules.json").is_file():
         raise ConfigError(f"run {run}'s model folder {folder} is not in this workspace (an imported run?)")
