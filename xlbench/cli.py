@@ -55,6 +55,7 @@ app.command("import")(compare.import_cmd)
 app.command("queue")(sweep.queue_cmd)
 app.command("run")(training.run_cmd)
 app.command("push")(catalog.push_cmd)
+app.command("report")(runs.report_cmd)
 app.add_typer(runs.runs_app, name="runs")
 app.add_typer(catalog.models_app, name="models")
 app.add_typer(catalog.models_app, name="model", hidden=True)  # `xlbench model card RUN` reads naturally too

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from xlbench.core.data.lareqa import CANDIDATE_TEXT_MODES
 from xlbench.core.train_settings import TrainSettings
@@ -69,6 +69,45 @@ class EvalTargets(BaseModel):
         return v
 
 
+class ReportSection(BaseModel):
+    """Where a run is mirrored besides the database: reporter plugins by name (built in: mlflow,
+    tensorboard, wandb), each with an optional table of its own options (``[report.mlflow]
+    experiment = "alpha"``). Which runs report is part of the run (its worker does the reporting);
+    a tracker's password never is: give it through the tracker's own environment."""
+
+    model_config = ConfigDict(extra="allow")
+    to: list[str] = Field(default_factory=list)
+    every: float = Field(5.0, gt=0, le=3600)  # seconds between batches sent while the run executes
+
+    @field_validator("to")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        out: list[str] = []
+        for name in (n.strip() for item in v for n in item.split(",")):
+            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", name):
+                raise ValueError(f"{name!r} is not a reporter name (e.g. mlflow, tensorboard, wandb)")
+            if name not in out:
+                out.append(name)
+        return out
+
+    @model_validator(mode="after")
+    def _tables(self) -> ReportSection:
+        from xlbench.store.secrets import redact_url
+
+        for name, table in (self.model_extra or {}).items():
+            if not isinstance(table, dict):
+                raise ValueError(f"report.{name} must be a table of that reporter's options, e.g. [report.{name}]")
+            for key, value in table.items():
+                if isinstance(value, str) and redact_url(value) != value:
+                    raise ValueError(f"report.{name}.{key} holds a password: runs store their config, so give it "
+                                     "through the tracker's own environment (e.g. MLFLOW_TRACKING_PASSWORD)")
+        return self
+
+    def options(self, name: str) -> dict:
+        """The options table of reporter ``name`` (empty if none)."""
+        return dict((self.model_extra or {}).get(name) or {})
+
+
 class EvalConfig(EvalTargets):
     """Zero-shot evaluation of one encoder on one or more datasets."""
 
@@ -81,6 +120,7 @@ class EvalConfig(EvalTargets):
     threads: int = Field(1, ge=1, le=MAX_THREADS)
     cache: bool = True
     plugins_dir: str | None = None
+    report: ReportSection = Field(default_factory=ReportSection)
 
     @field_validator("precision")
     @classmethod
@@ -174,6 +214,7 @@ class RunConfig(BaseModel):
     threads: int = Field(1, ge=1, le=MAX_THREADS)
     device: str | None = None
     plugins_dir: str | None = None
+    report: ReportSection = Field(default_factory=ReportSection)
 
     def warnings(self) -> list[str]:
         """Legal settings that cannot do what they seem to ask for."""
@@ -190,5 +231,5 @@ class RunConfig(BaseModel):
         return EvalConfig(
             **self.eval.model_dump(exclude={"before"}), model=model if encoder is None else None, encoder=encoder,
             encoder_options=self.model.encoder_options, max_seq_length=self.model.max_seq_length,
-            threads=self.threads, plugins_dir=self.plugins_dir,
+            threads=self.threads, plugins_dir=self.plugins_dir, report=self.report,
         )

@@ -24,7 +24,7 @@ from pathlib import Path
 from xlbench.errors import PluginError
 
 GROUPS = {"encoder": "xlbench.encoders", "sampler": "xlbench.samplers", "dataset": "xlbench.datasets",
-          "corpus": "xlbench.corpora", "executor": "xlbench.executors"}
+          "corpus": "xlbench.corpora", "executor": "xlbench.executors", "reporter": "xlbench.reporters"}
 
 
 @dataclass

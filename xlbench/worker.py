@@ -140,6 +140,7 @@ def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Repor
     beat = Heartbeat(store, run_id, cancel)
     beat.start()
     db_reporter = StoreReporter(store, run_id, cancel)
+    mirror = _start_mirror(store, run_id)
     try:
         job(FanOut(db_reporter, reporter))
     except Evicted:
@@ -166,6 +167,27 @@ def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Repor
         _finish(store, run_id, "finished", None)
     finally:
         beat.stop()
+        if mirror is not None and not store.evicted(run_id):
+            mirror.close()
+
+
+def _start_mirror(store: Store, run_id: int):
+    """The run's copy to the experiment trackers its config names (xlbench.tracking), or None.
+    Trouble there is a warning on the run, in its log too, and never stops it."""
+    from xlbench.tracking import start_mirror
+
+    def say(message: str, level: str = "warning") -> None:
+        print(f"xlbench: run {run_id}: {'warning: ' if level == 'warning' else ''}{message}", file=sys.stderr, flush=True)
+        try:
+            store.add_event(run_id, message, level)
+        except Exception:  # noqa: BLE001  a busy database: the line above still says it
+            pass
+
+    try:
+        return start_mirror(store, run_id, say)
+    except Exception as exc:  # noqa: BLE001  e.g. a config the mirror cannot read: the job reports that itself
+        say(f"reporting not started: {one_line(exc)}")
+        return None
 
 
 def _sigterm_cancels() -> None:

@@ -257,6 +257,13 @@ async def test_new_run_form_builds_sampler_options_validates_and_starts(make_app
         await pilot.press("escape")
         app.screen.query_one("#opt-alpha", Input).value = "0.25"
         app.screen.query_one("#f-steps", Input).value = "30"
+        app.screen.query_one("#f-report", Input).value = "tensorbord"  # a typo: refused before any row
+        app.screen.submit(start=True)
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorDialog) and "did you mean 'tensorboard'" in app.screen.message
+        assert started == [] and seeded.list_runs()[0].id == 5
+        await pilot.press("escape")
+        app.screen.query_one("#f-report", Input).value = "tensorboard, jsonl"
         app.screen.submit(start=True)
         await settle(pilot)
         new = seeded.list_runs()[0]
@@ -266,6 +273,7 @@ async def test_new_run_form_builds_sampler_options_validates_and_starts(make_app
         cfg = json.loads(new.config_json)
         assert cfg["sampler"] == {"name": "hybrid", "alpha": 0.25, "weights": "uniform", "mode": "pair"}
         assert cfg["train"]["max_steps"] == 30
+        assert cfg["report"]["to"] == ["tensorboard", "jsonl"]
         assert isinstance(app.screen, RunScreen) and app.screen.run_id == 6
 
 

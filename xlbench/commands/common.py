@@ -12,6 +12,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
 
 from xlbench.errors import ConfigError
 from xlbench.presets import parse_value
@@ -44,6 +47,16 @@ def make_console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr)
+
+
+ReportTo = Annotated[Optional[list[str]], typer.Option(
+    "--report-to", help="Mirror the run to experiment trackers: mlflow, tensorboard, wandb (offline) or a reporter "
+    "plugin; comma-separated or repeated. Options go in the config's [report.NAME] table.")]
+
+
+def report_flags(report_to: list[str] | None) -> dict:
+    """``--report-to`` as the config's ``report`` section (replacing a config file's list)."""
+    return {"report": {"to": list(report_to)}} if report_to else {}
 
 
 def split_langs(text: str | None) -> list[str] | None:

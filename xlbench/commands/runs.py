@@ -19,6 +19,8 @@ from xlbench.commands.common import (
     model_arg,
     open_store,
     plugins_folder,
+    report_flags,
+    ReportTo,
     run_foreground,
     show_results,
     split_langs,
@@ -45,6 +47,7 @@ def eval_cmd(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON to this file.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="A name for the run (default: model and datasets).")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Queue the run and start a background worker; print its id and return.")] = False,
+    report_to: ReportTo = None,
 ) -> None:
     """Evaluate an encoder zero-shot: every mono / cross / multi setting, bias metrics, stored as a run.
 
@@ -70,7 +73,7 @@ def eval_cmd(
         "split": split,
         "model": model_arg(model), "encoder": encoder, "encoder_options": key_values(encoder_option),
         "max_seq_length": max_seq_length, "model_batch_size": batch_size, "precision": precision, "threads": threads,
-        "cache": not no_cache, "plugins_dir": plugins_folder(),
+        "cache": not no_cache, "plugins_dir": plugins_folder(), **report_flags(report_to),
     }, where="eval options")
     prepared = evaluation.prepare(config)  # bad input fails here, before any row is written
     store = open_store()
@@ -187,3 +190,54 @@ def cancel_cmd(run_id: int) -> None:
     where = f" (job {run.job_id} cancelled in {run.executor})" if run.job_id else ""
     make_console().print(f"run {run.id}: {'cancel requested' if run.status == 'running' else run.status}{where}",
                          markup=False, highlight=False)
+
+
+def report_cmd(
+    run_ids: Annotated[list[int], typer.Argument(help="Stored runs to send (finished, failed or cancelled).")],
+    to: ReportTo = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="NAME.KEY=VALUE for a reporter, e.g. mlflow.experiment=alpha-study.")] = None,
+) -> None:
+    """Send stored runs to experiment trackers after the fact: runs that executed while a tracker
+    was away, or runs imported from another machine. Without --report-to, each run's own [report]
+    list. Reporters come from this workspace's plugins, never from a folder a stored run names.
+
+    Examples:
+
+      xlbench report 12 --report-to mlflow
+
+      MLFLOW_TRACKING_URI=http://mlflow:5000 xlbench report 3 4 5 --report-to mlflow -o mlflow.experiment=alpha
+    """
+    from xlbench.config import ReportSection, parse_config
+    from xlbench.errors import ConfigError
+    from xlbench.paths import plugins_dir
+    from xlbench.plugins import Registry
+    from xlbench.presets import set_dotted
+    from xlbench.store.models import ACTIVE_STATUSES
+    from xlbench.tracking import check_reporters, mirror_now
+
+    store = open_store()
+    registry = Registry(plugins_dir(plugins_folder()))
+    console = make_console()
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        if run.status in ACTIVE_STATUSES:
+            raise ConfigError(f"run {run_id} is {run.status}: its worker reports it (add report.to before it starts)")
+        section = json.loads(run.config_json or "{}").get("report") or {}
+        data = {**section, **({"to": list(to)} if to else {})}
+        for assignment in option or []:
+            set_dotted(data, assignment)
+        section = parse_config(ReportSection, data, where=f"run {run_id} report")
+        if not section.to:
+            raise ConfigError(f"run {run_id} names no reporter: add --report-to mlflow (or tensorboard, wandb)")
+        check_reporters(section, registry)
+        warnings: list[str] = []
+
+        def say(message: str, level: str = "warning") -> None:
+            console.print(f"run {run_id}: {'warning: ' if level == 'warning' else ''}{message}", markup=False, highlight=False)
+            if level == "warning":
+                warnings.append(message)
+
+        mirror_now(store, run_id, section, say, registry)
+        if warnings:
+            raise typer.Exit(1)
+        console.print(f"run {run_id} sent to {', '.join(section.to)}", markup=False, highlight=False)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from xlbench.commands.common import make_console, open_store, plugins_folder
+from xlbench.commands.common import ReportTo, make_console, open_store, plugins_folder, report_flags
 from xlbench.commands.placement import (
     Account,
     CpusPerRun,
@@ -104,8 +104,10 @@ def sweep_cmd(
     executor: ExecutorName = None, executor_config: ExecutorConfig = None, executor_option: ExecutorOptions = None,
     partition: Partition = None, gpus_per_run: GpusPerRun = None, nodes: Nodes = None, cpus_per_run: CpusPerRun = None,
     mem: Mem = None, time: TimeLimit = None, account: Account = None, sbatch: Sbatch = None,
+    report_to: ReportTo = None,
 ) -> None:
-    """Queue one run per grid combination and seed, tied by a sweep id.
+    """Queue one run per grid combination and seed, tied by a sweep id (with --report-to mlflow, a
+    parent MLflow run holding one child run per combination and seed).
 
     Example:
 
@@ -126,7 +128,7 @@ def sweep_cmd(
     grid_values = parse_grid(grid or [])
     if seeds:
         grid_values[SEED_KEY] = [int(s) for s in seeds.split(",") if s.strip()]
-    base = build_run_config(preset_name, config_file, sets or [], {})
+    base = build_run_config(preset_name, config_file, sets or [], report_flags(report_to))
     base.setdefault("plugins_dir", plugins_folder())
     store = open_store()
     placer = None

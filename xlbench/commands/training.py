@@ -17,8 +17,10 @@ from xlbench.commands.common import (
     make_console,
     model_arg,
     open_store,
+    ReportTo,
     plugins_folder,
     read_config_file,
+    report_flags,
     run_foreground,
     show_results,
     split_langs,
@@ -65,7 +67,7 @@ def _flags(**kw) -> dict:
             out[key] = kw[key]
     if kw["allow_overlap"]:
         out["allow_overlap"] = True
-    return out
+    return out | report_flags(kw["report_to"])
 
 
 def run_cmd(
@@ -89,6 +91,7 @@ def run_cmd(
     show_config: Annotated[bool, typer.Option("--show-config", help="Print the resolved config as TOML-ish JSON and exit.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Validate only: load the data, check the overlap, say what would be trained and tested on; write nothing.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the final results as JSON.")] = None,
+    report_to: ReportTo = None,
 ) -> None:
     """Fine-tune an encoder with monolingual, cross-lingual or hybrid batches, then evaluate it.
 
@@ -104,6 +107,8 @@ def run_cmd(
       xlbench run --headless --config exp.toml --set sampler.alpha=0.25 --set train.seed=2
 
       xlbench run --headless --resume 12
+
+      xlbench run --headless --report-to mlflow,tensorboard   # also mirrored to MLflow and TensorBoard
     """
     from xlbench.config import RunConfig, parse_config
     from xlbench.jobs import training
@@ -120,7 +125,7 @@ def run_cmd(
         _execute_train(store, run.id, None, detach, json_out=json_out)
         return
     flags = _flags(model=model, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed, data_dir=data_dir,
-                   train_data=train_data, name=name, threads=threads, allow_overlap=allow_overlap)
+                   train_data=train_data, name=name, threads=threads, allow_overlap=allow_overlap, report_to=report_to)
     data = build_run_config(preset_name, config_file, sets or [], flags)
     data.setdefault("plugins_dir", plugins_folder())
     config = parse_config(RunConfig, data, where=str(config_file or f"preset {preset_name or 'default'}"))

@@ -35,6 +35,9 @@ def prepare(config: EvalConfig, registry: Registry | None = None) -> Prepared:
     encoder_class = registry.load("encoder", config.encoder or "sentence-transformers")
     if config.encoder:
         check_options(encoder_class, config.encoder, config.encoder_options)
+    from xlbench.tracking import check_reporters
+
+    check_reporters(config.report, registry)
     datasets = [load_dataset(registry, ref, config) for ref in config.datasets]
     if not datasets:
         raise ConfigError("no dataset to evaluate: add --dataset NAME")

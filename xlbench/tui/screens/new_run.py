@@ -54,6 +54,9 @@ class NewRunScreen(Screen):
                          id="eval-datasets-hint", classes="hint")
             yield from self.field("eval languages", Input(value="ar,de,en,zh", id="f-eval-langs"))
             yield from self.field("eval articles", Input(value="36:48", id="f-eval-articles"))
+            reporters = self.registry.names("reporter")
+            yield from self.field("report to", Input(placeholder=f"blank: the database only; or {', '.join(reporters)}",
+                                                     id="f-report"))
             with Horizontal(classes="buttons"):
                 yield Button("Validate", id="validate")
                 yield Button("Start", variant="success", id="start")
@@ -117,6 +120,7 @@ class NewRunScreen(Screen):
                      "articles": text("f-eval-articles") or None},
             "threads": 1,
             "plugins_dir": str(self.registry.plugins_dir) if self.registry.plugins_dir else None,
+            **({"report": {"to": langs("f-report")}} if langs("f-report") else {}),
         }
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -134,11 +138,13 @@ class NewRunScreen(Screen):
 
         from xlbench.config import RunConfig, parse_config
         from xlbench.plugins import resolve_sampler
+        from xlbench.tracking import check_reporters
 
         status = self.query_one("#form-status", Static)
         try:
             config = parse_config(RunConfig, self.config(), where="new run")
             resolve_sampler(config, self.registry)  # the sampler's options, with its defaults written in
+            check_reporters(config.report, self.registry)
             if not start:
                 self.app.call_from_thread(status.update, "validating (loading data, checking overlap)…")
                 with tempfile.TemporaryDirectory() as tmp:

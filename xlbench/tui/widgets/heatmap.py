@@ -6,17 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-
-def _colour(value: float, lo: float, hi: float, diverging: bool) -> tuple[str, str]:
-    """Background colour and a readable foreground for a value in [lo, hi]."""
-    if diverging:
-        span = max(abs(lo), abs(hi), 1e-9)
-        t = max(-1.0, min(1.0, value / span))
-        r, g, b = (int(255 - 155 * t), 255, int(255 - 155 * t)) if t >= 0 else (255, int(255 + 155 * t), int(255 + 155 * t))
-    else:
-        t = 0.0 if hi <= lo else (value - lo) / (hi - lo)
-        r, g, b = int(250 - 210 * t), int(250 - 120 * t), int(250 - 40 * t)
-    return f"rgb({r},{g},{b})", "black" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "white"
+from xlbench.heatmap import cell_colour, readable_on
 
 
 def heatmap_table(title: str, rows: list[str], columns: list[str], values: list[list[float | None]],
@@ -33,7 +23,8 @@ def heatmap_table(title: str, rows: list[str], columns: list[str], values: list[
             if v is None:
                 rendered.append(Text("–".center(cell_width)))
                 continue
-            bg, fg = _colour(v, lo, hi, diverging)
+            rgb = cell_colour(v, lo, hi, diverging)
+            bg, fg = f"rgb{rgb}".replace(" ", ""), readable_on(rgb)
             text = f"{v:+.{digits}f}" if diverging else f"{v:.{digits}f}".lstrip("0")
             rendered.append(Text(text.center(cell_width), style=f"{fg} on {bg}"))
         table.add_row(name, *rendered)
