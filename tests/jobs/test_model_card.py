@@ -96,3 +96,23 @@ def test_push_checks_offline_in_one_line_and_dry_run_lists_a_loadable_folder(fin
     assert "hf_secret" not in res.stderr + res.stdout
     res = xlbench("push", str(run.id), "not a repo", env=env)
     assert res.returncode != 0 and "write it as owner/name" in res.stderr
+
+
+def test_the_default_runs_card_in_docs_parses_back_with_the_printed_numbers():
+    """docs/model-card-default-run.md is the card `xlbench run --headless` wrote; its numbers are the
+    ones the run printed (docs/results.md, the default run's table)."""
+    import re
+    from pathlib import Path
+
+    from huggingface_hub import ModelCard
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    card = ModelCard.load(docs / "model-card-default-run.md")
+    got = {(r.dataset_config, r.metric_type): r.metric_value for r in card.data.eval_results if r.dataset_type == "xquad-r"}
+    printed = re.search(r"\| after hybrid fine-tuning \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|",
+                        (docs / "results.md").read_text())
+    mono, cross, multi, distance = printed.groups()
+    assert f"{got[('mono:macro', 'map')]:.3f}" == mono and f"{got[('cross:macro', 'map')]:.3f}" == cross
+    assert f"{got[('multi:macro', 'map')]:.3f}" == multi and f"{got[('bias:macro', 'rank_distance')]:.1f}" == distance
+    assert len(card.data.eval_results) == 130 and card.data.language == ["ar", "de", "en", "zh"]
+    assert "/tmp" not in card.content and "/work" not in card.content

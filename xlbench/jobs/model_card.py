@@ -61,8 +61,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value, digits: int = 4) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+def _fmt(value, digits: int = 4, sign: str = "") -> str:
+    return "–" if value is None else f"{value:{sign}.{digits}f}"
 
 
 def public_model(spec) -> str | None:
@@ -131,7 +131,7 @@ def build_card(store, run_id: int) -> str:
                 if metric == "n_cells" or metric.endswith("_micro"):
                     continue
                 old = prior.get(family, {}).get(metric)
-                rows.append([family, _label(metric), _fmt(old), _fmt(value), _fmt(None if old is None else value - old)])
+                rows.append([family, _label(metric), _fmt(old), _fmt(value), _fmt(None if old is None else value - old, sign="+")])
         body += [f"**{ds}** (macro means over cells; before = the base model, run {before_runs[-1].id if before_runs else '–'})", "",
                  _table(["family", "metric", "before", "after", "Δ"], rows), ""]
         bias = {k: v for k, v in report.get("bias", {}).items() if k != "visibility"}
