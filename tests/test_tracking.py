@@ -290,6 +290,17 @@ def test_a_local_reporter_plugin_and_one_that_fails(workspace, tmp_path):
     metrics = {k: v for line in lines if line["type"] == "metrics" for k, v in line["values"].items()}
     assert metrics == stored_metrics(store, run.id)
     assert lines[0]["type"] == "start" and lines[-1] == {"type": "finish", "status": "finished"}
+    # a detached run reports from its background worker the same way
+    res = xlbench("--plugins-dir", str(plugins), "eval", "--encoder", "hashing", "-l", "en,de", "--report-to", "jsonl",
+                  "--detach")
+    assert res.returncode == 0, res.stderr
+    detached = store.list_runs()[0]
+    assert detached.id != run.id
+    wait_for(lambda: store.get_run(detached.id).status not in ("queued", "running"), timeout=120)
+    assert store.get_run(detached.id).status == "finished"
+    report = workspace / "runs" / f"run-{detached.id}" / "report.jsonl"
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert {k: v for line in lines if line["type"] == "metrics" for k, v in line["values"].items()} == stored_metrics(store, detached.id)
 
 
 def test_report_command_sends_a_stored_run_later(workspace, mlflow_url):
