@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from xlbench.config import DatasetRef, EvalConfig
-    from xlbench.jobs.evaluation import load_dataset, registry_for
+    from xlbench.runs.jobs.evaluation import load_dataset, registry_for
 
     config = EvalConfig(datasets=[DatasetRef(name=args.dataset)], data_dir=args.data_dir,
                         languages=args.languages.split(","), candidate_text=args.candidate_text)

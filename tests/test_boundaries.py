@@ -14,8 +14,8 @@ PACKAGE = Path(xlbench.__file__).parent
 
 def test_headless_modules_do_not_import_textual():
     code = ("import sys\n"
-            "import xlbench.core.evaluate, xlbench.core.train, xlbench.core.compare, xlbench.jobs.training\n"
-            "import xlbench.jobs.evaluation, xlbench.worker, xlbench.queue, xlbench.store.store, xlbench.compare_tables\n"
+            "import xlbench.core.evaluate, xlbench.core.train, xlbench.core.compare, xlbench.runs.jobs.training\n"
+            "import xlbench.runs.jobs.evaluation, xlbench.runs.worker, xlbench.runs.queue, xlbench.store.store, xlbench.compare_tables\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'textual_plotext')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

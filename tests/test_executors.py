@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import PLUGINS
 from tests.helpers import tiny_run_toml, wait_for, xlbench
 from xlbench.errors import ConfigError
-from xlbench.executors.slurm import SlurmExecutor, SlurmOptions, batch_script
+from xlbench.runs.executors.slurm import SlurmExecutor, SlurmOptions, batch_script
 from xlbench.store.store import TERMINAL_STATUSES, Store
 
 # --- the batch script (no cluster needed) --------------------------------------------------------

@@ -19,11 +19,11 @@ from tests.conftest import PLUGINS
 from tests.helpers import SLOW_ENCODER, start_xlbench, wait_for, write_plugin, xlbench
 from tests.jobs.test_training import tiny_config
 from xlbench.errors import Evicted
-from xlbench.jobs import training
+from xlbench.runs.jobs import training
 from xlbench.store.database import session
 from xlbench.store.models import Run
 from xlbench.store.store import Store
-from xlbench.worker import execute
+from xlbench.runs.worker import execute
 
 SECRET = "s3cr3t-pw"
 
@@ -155,7 +155,7 @@ def test_password_never_reaches_argv_records_or_exports(store, tmp_path, monkeyp
     import subprocess
     import sys
 
-    from xlbench import launch, worker
+    from xlbench.runs import launch, worker
     from xlbench.store.secrets import redact_url
     from xlbench.store.transfer import write_export
 
@@ -305,7 +305,7 @@ def test_heartbeats_use_the_database_clock(store, monkeypatch):
 def test_full_disk_fails_the_run_in_one_line_and_leaves_no_temporary_files(workspace, monkeypatch, capsys):
     from xlbench.config import EvalConfig
     from xlbench.core.encoders import cache as cache_module
-    from xlbench.jobs import evaluation
+    from xlbench.runs.jobs import evaluation
 
     def full(fh, array):
         fh.write(b"\x93NUMPY partial")

@@ -354,7 +354,7 @@ def test_a_full_disk_while_writing_the_cache_names_the_file(workspace, monkeypat
 
 def test_the_slurm_follower_survives_an_unreachable_controller(store, monkeypatch):
     from xlbench.errors import XlbenchError
-    from xlbench.executors import slurm
+    from xlbench.runs.executors import slurm
 
     run = store.create_run(kind="train", name="placed", config={})
     store.finish_run(run.id, "finished")
@@ -384,7 +384,7 @@ def test_a_job_cancelled_outside_xlbench_is_not_taken_for_a_requeue(monkeypatch)
     COMPLETING with no restart; scontrol requeue or preemption → COMPLETING, Restarts grown."""
     import signal
 
-    from xlbench.executors import slurm
+    from xlbench.runs.executors import slurm
 
     monkeypatch.setenv("SLURM_JOB_ID", "12")
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "11")

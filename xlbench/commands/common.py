@@ -93,7 +93,7 @@ def key_values(pairs: list[str] | None) -> dict:
 
 def hand_to_worker(store, run_id: int, console) -> None:
     """Hand a queued run to a background worker and say where its log goes."""
-    from xlbench.launch import start
+    from xlbench.runs.launch import start
 
     pid, log = start(store, run_id)
     console.print(f"run {run_id} queued; worker pid {pid} (log: {log})")
@@ -113,7 +113,7 @@ def log_reporter():
 
 def run_foreground(store, run_id: int, job, threads: int, console) -> None:
     from xlbench.console import RichReporter
-    from xlbench.worker import execute
+    from xlbench.runs.worker import execute
 
     console.print(f"[bold]run {run_id}[/] in {store.display_url}  (Ctrl-C cancels; results so far are kept)")
     if not console.is_terminal:

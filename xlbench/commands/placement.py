@@ -1,7 +1,7 @@
 """Where queued runs execute: the executor options shared by ``xlbench queue``, ``xlbench sweep
 --run`` and ``xlbench sweep resume``.
 
-An executor (a plugin, see :mod:`xlbench.executors`) is chosen by ``--executor`` or the
+An executor (a plugin, see :mod:`xlbench.runs.executors`) is chosen by ``--executor`` or the
 ``name`` key of an ``[executor]`` section in a TOML file (``--executor-config``, or the sweep's
 own ``--config``); its options come from that section, then ``--executor-option KEY=VALUE``, then
 the Slurm flags below (later wins). Example ``cluster.toml``::
@@ -41,7 +41,7 @@ Sbatch = Annotated[Optional[list[str]], typer.Option("--sbatch", help="Extra sba
 
 def choose_executor(name: str | None = None, config_file: Path | None = None, options: list[str] | None = None, **slurm):
     """The executor named by the flags or the config file's ``[executor]`` section, with its options."""
-    from xlbench.executors import DEFAULT_EXECUTOR, make_executor
+    from xlbench.runs.executors import DEFAULT_EXECUTOR, make_executor
 
     section: dict = {}
     if config_file is not None:
@@ -62,7 +62,7 @@ def choose_executor(name: str | None = None, config_file: Path | None = None, op
 
 def run_executor(store, executor, *, workers: int, sweep_id: int | None) -> None:
     """Place the queued runs (of the sweep, if given) with ``executor`` and report as they go."""
-    from xlbench.executors import check_store
+    from xlbench.runs.executors import check_store
     from xlbench.paths import logs_dir
 
     check_store(executor, store)

@@ -25,7 +25,7 @@ from xlbench.commands.common import (
     show_results,
     split_langs,
 )
-from xlbench.executors import placement, reap_all
+from xlbench.runs.executors import placement, reap_all
 
 runs_app = typer.Typer(help="List, inspect and cancel stored runs.", invoke_without_command=True)
 
@@ -62,7 +62,7 @@ def eval_cmd(
       xlbench eval -d beir=./mr-tydi --split dev     # per language, and all languages as one pool
     """
     from xlbench.config import DatasetRef, EvalConfig, parse_config
-    from xlbench.jobs import evaluation
+    from xlbench.runs.jobs import evaluation
 
     refs = [DatasetRef.parse(d) for d in (dataset or ["xquad-r"])]
     for ref in refs:  # a background worker may not share our working directory
@@ -77,15 +77,15 @@ def eval_cmd(
     }, where="eval options")
     prepared = evaluation.prepare(config)  # bad input fails here, before any row is written
     store = open_store()
-    from xlbench.distributed import Distributed
-    from xlbench.launch import submit
+    from xlbench.runs.distributed import Distributed
+    from xlbench.runs.launch import submit
 
     dist = Distributed.from_env()  # under torchrun: one run row, encoding sharded over the ranks
     run = store.get_run(dist.broadcast_run_id(lambda: submit(store, "eval", config, name or evaluation.run_name(config))))
     console = make_console()
     if dist.rank != 0:
         from xlbench.core.progress import Reporter
-        from xlbench.worker import set_threads
+        from xlbench.runs.worker import set_threads
 
         set_threads(threads)
         evaluation.run(store, run.id, prepared, Reporter(), dist=dist)
@@ -99,9 +99,9 @@ def eval_cmd(
 
 def worker_cmd(run_id: Annotated[int, typer.Argument(help="The queued run to execute.")]) -> None:
     """Execute one queued run (what the TUI and the queue start in the background)."""
-    from xlbench.distributed import Distributed
-    from xlbench.jobs import job_for
-    from xlbench.worker import execute, set_threads
+    from xlbench.runs.distributed import Distributed
+    from xlbench.runs.jobs import job_for
+    from xlbench.runs.worker import execute, set_threads
 
     store = open_store()
     dist = Distributed.from_env()  # under torchrun (a multi-GPU Slurm job): one worker per rank
@@ -184,7 +184,7 @@ def runs_show(
 def cancel_cmd(run_id: int) -> None:
     """Ask a run to stop at its next safe point (a queued run is cancelled at once); a run placed
     on a scheduler also has its job cancelled there (scancel)."""
-    from xlbench.executors import cancel
+    from xlbench.runs.executors import cancel
 
     run = cancel(open_store(), run_id)
     where = f" (job {run.job_id} cancelled in {run.executor})" if run.job_id else ""

@@ -26,7 +26,7 @@ from xlbench.commands.placement import (
     run_executor,
 )
 from xlbench.errors import ConfigError, XlbenchError
-from xlbench.executors import check_store, reap_all
+from xlbench.runs.executors import check_store, reap_all
 from xlbench.presets import parse_value
 
 sweep_app = typer.Typer(help="Grids of runs (e.g. sampler.alpha × seeds): queue, show, stop, resume.",
@@ -63,8 +63,8 @@ def checked_configs(base: dict, combinations: list[tuple[dict, dict]], sweep_nam
     """``[(run name, validated config)]`` for grid combinations: every config parsed, and the data,
     model and evaluation sets of each distinct setup loaded once, before any row is written."""
     from xlbench.config import RunConfig, parse_config
-    from xlbench.jobs import training
-    from xlbench.jobs.evaluation import registry_for
+    from xlbench.runs.jobs import training
+    from xlbench.runs.jobs.evaluation import registry_for
     from xlbench.plugins import resolve_sampler
 
     configs = []

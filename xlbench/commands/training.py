@@ -111,14 +111,14 @@ def run_cmd(
       xlbench run --headless --report-to mlflow,tensorboard   # also mirrored to MLflow and TensorBoard
     """
     from xlbench.config import RunConfig, parse_config
-    from xlbench.jobs import training
+    from xlbench.runs.jobs import training
 
     store = open_store()
     if resume is not None:
         run = store.get_run(resume)
         if run.kind != "train":
             raise ConfigError(f"run {resume} is an {run.kind} run; only training runs resume")
-        from xlbench.executors import reap_all
+        from xlbench.runs.executors import reap_all
 
         reap_all(store)  # a run whose worker was just killed still reads 'running': find out first
         store.requeue(resume)
@@ -138,8 +138,8 @@ def run_cmd(
     if check:
         print("\n".join(training.describe_data(prepared)))
         return
-    from xlbench.distributed import Distributed
-    from xlbench.launch import submit
+    from xlbench.runs.distributed import Distributed
+    from xlbench.runs.launch import submit
 
     dist = Distributed.from_env()
     run_id = dist.broadcast_run_id(lambda: submit(store, "train", config, config.name or "fine-tune"))
@@ -152,7 +152,7 @@ def run_cmd(
 
 
 def _execute_train(store, run_id: int, prepared, detach: bool, *, dist=None, json_out: Path | None = None) -> None:
-    from xlbench.jobs import Job, job_for, training
+    from xlbench.runs.jobs import Job, job_for, training
 
     console = make_console()
     if detach:
@@ -166,7 +166,7 @@ def _execute_train(store, run_id: int, prepared, detach: bool, *, dist=None, jso
     threads = job.threads
     if dist is not None and dist.rank != 0:
         from xlbench.core.progress import Reporter
-        from xlbench.worker import set_threads
+        from xlbench.runs.worker import set_threads
 
         set_threads(threads)
         job(Reporter())  # other ranks compute; rank 0 owns the run row
@@ -208,8 +208,8 @@ def sampler_preview(
 
     from xlbench.config import RunConfig
     from xlbench.core.samplers.stats import batch_stats
-    from xlbench.jobs.evaluation import registry_for
-    from xlbench.jobs.training import load_corpus
+    from xlbench.runs.jobs.evaluation import registry_for
+    from xlbench.runs.jobs.training import load_corpus
     kind, _, path = train_data.partition("=")
     config = RunConfig.model_validate({"data": {"kind": kind, "path": absolute(path) if path else None,
                                                 "languages": split_langs(languages)}, "plugins_dir": plugins_folder()})

@@ -84,7 +84,7 @@ class XlbenchApp(App):
         if now - self._reaped_at < SCHEDULER_SECONDS:
             self.store.reap_lost()
             return
-        from xlbench.executors import reap_all
+        from xlbench.runs.executors import reap_all
 
         self._reaped_at = now
         reap_all(self.store)
@@ -221,14 +221,14 @@ class XlbenchApp(App):
         return res.stdout.strip()
 
     def start_worker(self, run_id: int) -> int:
-        from xlbench.launch import start
+        from xlbench.runs.launch import start
 
         return start(self.store, run_id)[0]
 
     def reevaluate(self, run_id: int) -> str:
         """Queue a fresh evaluation of the run's model on the run's evaluation sets (from a worker
         thread, through ``guard``); returns what to tell the user."""
-        from xlbench.launch import queue_reevaluation
+        from xlbench.runs.launch import queue_reevaluation
 
         new = queue_reevaluation(self.store, run_id)
         self.start_worker(new)

@@ -157,7 +157,7 @@ class NewRunScreen(Screen):
             self.app.call_from_thread(status.update, f"[red]{exc}[/red]")
             self.app.call_from_thread(self.app.show_error, str(exc))
             return
-        from xlbench.launch import submit
+        from xlbench.runs.launch import submit
 
         run_id = submit(self.app.store, "train", config, config.name or "fine-tune")
         self.app.start_worker(run_id)

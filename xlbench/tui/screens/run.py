@@ -151,7 +151,7 @@ class RunScreen(TabbedScreen):
 
         run, config, env = detail.run, detail.config, detail.env
         model = env.get("model", {}).get("label") or configured_model(config)
-        from xlbench.executors import placement
+        from xlbench.runs.executors import placement
 
         where = placement(run) if run.job_id else ""  # a scheduler's job and node; a local run's host is in its config tab
         # stored text goes in as Text (never markup): a name cannot style, link or escape the terminal
@@ -217,7 +217,7 @@ class RunScreen(TabbedScreen):
 
         def done(yes: bool) -> None:
             if yes:
-                from xlbench.executors import cancel
+                from xlbench.runs.executors import cancel
 
                 self.app.guard(lambda: cancel(self.app.store, self.run_id), f"cancel requested for run {self.run_id}",
                                busy=f"cancelling run {self.run_id}…")
@@ -225,7 +225,7 @@ class RunScreen(TabbedScreen):
         self.app.push_screen(ConfirmDialog(f"Cancel run {self.run_id}? It stops at its next step and keeps a checkpoint."), done)
 
     def action_resume_run(self) -> None:
-        from xlbench.launch import resume
+        from xlbench.runs.launch import resume
 
         self.app.guard(lambda: resume(self.app.store, self.run_id),
                        f"run {self.run_id} queued again; a worker resumes it from its last checkpoint",

@@ -37,10 +37,10 @@ def model_stats(spec: str) -> dict:
 def dataset_stats(spec: str) -> tuple[dict, dict]:
     """Load and validate ``KIND=PATH``; returns the store fields and the statistics."""
     from xlbench.config import RunConfig
-    from xlbench.jobs.training import load_corpus
+    from xlbench.runs.jobs.training import load_corpus
 
     from xlbench.config import DatasetRef, EvalConfig
-    from xlbench.jobs.evaluation import load_dataset
+    from xlbench.runs.jobs.evaluation import load_dataset
     from xlbench.paths import plugins_dir
     from xlbench.plugins import Registry
 

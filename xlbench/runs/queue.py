@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from xlbench.executors import reap_all
-from xlbench.launch import spawn_worker
+from xlbench.runs.executors import reap_all
+from xlbench.runs.launch import spawn_worker
 from xlbench.store.store import Store
 
 

@@ -214,7 +214,7 @@ def _hand_back_if_preempted(store: Store, run_id: int) -> None:
     run = store.get_run(run_id)
     if run.cancel_requested or not run.executor:
         return
-    from xlbench.executors import make_executor
+    from xlbench.runs.executors import make_executor
 
     executor = make_executor(run.executor)
     reason = executor.stop_reason(signum)
@@ -232,7 +232,7 @@ def _stopped_from_outside(store: Store, run_id: int) -> str | None:
     run = store.get_run(run_id)
     if signum is None or not run.executor:
         return None
-    from xlbench.executors import make_executor
+    from xlbench.runs.executors import make_executor
 
     reason = getattr(make_executor(run.executor), "cancel_reason", None)
     return reason(signum) if reason else None

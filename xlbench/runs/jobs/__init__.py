@@ -42,16 +42,16 @@ def job_for(store, run, *, resume: bool = False) -> Job:
 
         return Job(invalid)
     if run.kind == "eval":
-        from xlbench.jobs import evaluation
+        from xlbench.runs.jobs import evaluation
 
         def evaluate(reporter: Reporter) -> None:
-            from xlbench.distributed import Distributed
+            from xlbench.runs.distributed import Distributed
 
             # under torchrun every rank's worker gets here: each encodes its share, rank 0 scores
             evaluation.run(store, run.id, evaluation.prepare(config), reporter, dist=Distributed.from_env())
 
         return Job(evaluate, config.threads)
-    from xlbench.jobs import training
+    from xlbench.runs.jobs import training
 
     return Job(lambda reporter: training.run(store, run.id, training.prepare(config), reporter, resume=resume),
                config.threads)

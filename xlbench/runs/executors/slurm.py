@@ -37,7 +37,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from xlbench.errors import ConfigError, XlbenchError
-from xlbench.executors import Executor, check_store
+from xlbench.runs.executors import Executor, check_store
 from xlbench.store.store import TERMINAL_STATUSES
 
 MAX_BACKOFF_SECONDS = 120  # the longest the follower waits between two tries of an unreachable scheduler

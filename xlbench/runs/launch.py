@@ -1,7 +1,7 @@
 """Starting work on a run: the one path the CLI, the app, the queue and sweeps take.
 
 A run is a row first (queued, with its validated config) and then a worker process
-(``xlbench worker RUN_ID``, :mod:`xlbench.worker`) that claims it, prepares its data once and
+(``xlbench worker RUN_ID``, :mod:`xlbench.runs.worker`) that claims it, prepares its data once and
 executes it. This module only writes rows and starts processes: it imports no model code, so the
 app can use it without loading torch (``lint-imports`` keeps it so).
 """

@@ -106,7 +106,7 @@ def run(store, run_id: int, prepared: Prepared, reporter: Reporter, *, register_
     from xlbench.core.encoders.base import describe, fingerprint
     from xlbench.core.encoders.cache import EmbeddingCache
     from xlbench.core.evaluate import evaluate
-    from xlbench.distributed import Distributed
+    from xlbench.runs.distributed import Distributed
     from xlbench.paths import cache_dir
     from xlbench.store.results import result_rows
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from xlbench.config import EvalConfig, RunConfig
 from xlbench.core.progress import Reporter
 from xlbench.errors import ConfigError
-from xlbench.jobs import evaluation
-from xlbench.jobs.model_card import CARD_FILE
+from xlbench.runs.jobs import evaluation
+from xlbench.runs.jobs.model_card import CARD_FILE
 from xlbench.plugins import Registry
 
 
@@ -132,8 +132,8 @@ def run_dir(run_id: int) -> Path:
 
 def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resume: bool = False) -> None:
     from xlbench.core.train import Trainer
-    from xlbench.distributed import Distributed
-    from xlbench.worker import execute
+    from xlbench.runs.distributed import Distributed
+    from xlbench.runs.worker import execute
 
     config = prepared.config
     dist = Distributed.from_env()
@@ -143,7 +143,7 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
     if lead:
         store.update_env(run_id, training_data=prepared.corpus.stats(), contamination=prepared.overlap)
     if lead and config.eval.before and not any(c.kind == "eval" and c.status == "finished" for c in store.children(run_id)):
-        from xlbench.launch import submit
+        from xlbench.runs.launch import submit
 
         child_id = submit(store, "eval", prepared.eval_config, f"before: {base_model(config)}", parent_id=run_id)
         reporter.event(f"evaluating the starting model first (run {child_id})")
@@ -246,7 +246,7 @@ def write_model_card(store, run_id: int, final: Path, reporter: Reporter) -> Non
     """The model folder's README.md (model-index metadata, training protocol, results); a card that
     cannot be written is a warning, never a failed run."""
     from xlbench.errors import one_line
-    from xlbench.jobs.model_card import write_card
+    from xlbench.runs.jobs.model_card import write_card
 
     try:
         path = write_card(store, run_id, final)
