@@ -226,6 +226,16 @@ class RunConfig(BaseModel):
             out.append("train.val_every is set but train.val_share=0 holds nothing out: no validation loss")
         return out
 
+    def base_model(self) -> str:
+        """The model this run starts from (the built-in encoder's default: the offline e5-small)."""
+        from xlbench.core.encoders import OFFLINE_MODEL
+
+        return self.model.model or OFFLINE_MODEL
+
+    def before_config(self) -> EvalConfig:
+        """The evaluation of the starting model on this run's sets (the "before" child run)."""
+        return self.eval_config(model=self.base_model(), encoder=self.model.encoder)
+
     def eval_config(self, model: str | None = None, encoder: str | None = None) -> EvalConfig:
         """The evaluation this run does of a model (its evaluation sets, max length, threads)."""
         return EvalConfig(

@@ -91,36 +91,48 @@ def key_values(pairs: list[str] | None) -> dict:
     return out
 
 
-def hand_to_worker(store, run_id: int, console) -> None:
-    """Hand a queued run to a background worker and say where its log goes."""
-    from xlbench.runs.launch import start
+def hand_to_worker(store, run_id: int, console, prepared=None) -> None:
+    """Hand a queued run to a background process and say where its log goes: with ``prepared``
+    (the data this process loaded to check the request) a fork that executes it with that data,
+    else a fresh ``xlbench worker`` that loads it."""
+    if prepared is not None:
+        from xlbench.runs.execute import execute_in_background
 
-    pid, log = start(store, run_id)
+        pid, log = execute_in_background(store, run_id, prepared)
+    else:
+        from xlbench.runs.launch import start
+
+        pid, log = start(store, run_id)
     console.print(f"run {run_id} queued; worker pid {pid} (log: {log})")
 
 
-def log_reporter():
-    """With no terminal (a Slurm log, ``nohup``, a pipe): plain progress lines every 30 s
-    (``$XLBENCH_PROGRESS_SECONDS`` changes it) instead of bars redrawn into the file."""
-    from xlbench.core.progress import PlainReporter
+def in_terminal() -> bool:
+    """A person at a terminal (both ends a TTY): where `xlbench run` opens the app on its run."""
+    import sys
 
-    try:
-        every = float(os.environ.get("XLBENCH_PROGRESS_SECONDS", "30"))
-    except ValueError:
-        raise ConfigError(f"XLBENCH_PROGRESS_SECONDS={os.environ['XLBENCH_PROGRESS_SECONDS']!r} is not a number of seconds") from None
-    return PlainReporter(every=every)
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def run_foreground(store, run_id: int, job, threads: int, console) -> None:
+def run_foreground(store, run_id: int, console, *, prepared=None, resume: bool = False) -> bool:
+    """Execute a run in this process (:func:`xlbench.runs.execute.execute_run`) with progress for
+    the person at the terminal: Rich bars, or plain lines with no terminal. Under torchrun only rank
+    0 shows anything; returns whether this process is that one (and so should print results)."""
     from xlbench.console import RichReporter
-    from xlbench.runs.worker import execute
+    from xlbench.core.progress import PlainReporter
+    from xlbench.runs.distributed import Distributed
+    from xlbench.runs.execute import execute_run
 
+    dist = Distributed.from_env()
+    if dist.rank != 0:
+        execute_run(store, run_id, prepared=prepared, resume=resume, dist=dist)
+        return False
     console.print(f"[bold]run {run_id}[/] in {store.display_url}  (Ctrl-C cancels; results so far are kept)")
     if not console.is_terminal:
-        execute(store, run_id, job, threads=threads, reporter=log_reporter())
-        return
+        execute_run(store, run_id, prepared=prepared, resume=resume, dist=dist, reporter=PlainReporter.from_env())
+        return True
     with RichReporter(console) as reporter:
-        execute(store, run_id, job, threads=threads, reporter=reporter)
+        execute_run(store, run_id, prepared=prepared, resume=resume, dist=dist, reporter=reporter)
+    return True
 
 
 def show_results(store, run_id: int, console, json_out: Path | None) -> None:

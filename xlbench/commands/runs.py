@@ -14,7 +14,6 @@ from xlbench.commands.common import (
     absolute,
     hand_to_worker,
     key_values,
-    log_reporter,
     make_console,
     model_arg,
     open_store,
@@ -83,40 +82,22 @@ def eval_cmd(
     dist = Distributed.from_env()  # under torchrun: one run row, encoding sharded over the ranks
     run = store.get_run(dist.broadcast_run_id(lambda: submit(store, "eval", config, name or evaluation.run_name(config))))
     console = make_console()
-    if dist.rank != 0:
-        from xlbench.core.progress import Reporter
-        from xlbench.runs.worker import set_threads
-
-        set_threads(threads)
-        evaluation.run(store, run.id, prepared, Reporter(), dist=dist)
-        return
     if detach and dist.world == 1:
-        hand_to_worker(store, run.id, console)
+        hand_to_worker(store, run.id, console, prepared)  # executes with the data loaded above
         return
-    run_foreground(store, run.id, lambda rep: evaluation.run(store, run.id, prepared, rep, dist=dist), threads, console)
-    show_results(store, run.id, console, json_out)
+    if run_foreground(store, run.id, console, prepared=prepared):
+        show_results(store, run.id, console, json_out)
 
 
 def worker_cmd(run_id: Annotated[int, typer.Argument(help="The queued run to execute.")]) -> None:
-    """Execute one queued run (what the TUI and the queue start in the background)."""
-    from xlbench.runs.distributed import Distributed
-    from xlbench.runs.jobs import job_for
-    from xlbench.runs.worker import execute, set_threads
+    """Execute one queued run (what the TUI, the queue and Slurm jobs start in the background)."""
+    from xlbench.runs.execute import execute_run
 
-    store = open_store()
-    dist = Distributed.from_env()  # under torchrun (a multi-GPU Slurm job): one worker per rank
-    if dist.rank == 0:
-        store.reap_lost()
-    run = store.get_run(run_id)
-    job = job_for(store, run)
-    if dist.rank != 0:  # other ranks compute; rank 0 claims the run and alone writes
-        from xlbench.core.progress import Reporter
+    # under torchrun (a multi-GPU Slurm job) one worker per rank; a background worker's output is
+    # its log file (db/logs/run-N.log, a Slurm job's output)
+    from xlbench.core.progress import PlainReporter
 
-        set_threads(job.threads)
-        job(Reporter())
-        return
-    # a background worker's output is its log file (db/logs/run-N.log, a Slurm job's output)
-    execute(store, run_id, job, threads=job.threads, reporter=None if sys.stdout.isatty() else log_reporter())
+    execute_run(open_store(), run_id, reporter=None if sys.stdout.isatty() else PlainReporter.from_env(), reap=True)
 
 
 @runs_app.callback()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,6 +12,7 @@ from xlbench.commands.common import (
     absolute,
     global_options,
     hand_to_worker,
+    in_terminal,
     key_values,
     make_console,
     model_arg,
@@ -143,37 +143,23 @@ def run_cmd(
 
     dist = Distributed.from_env()
     run_id = dist.broadcast_run_id(lambda: submit(store, "train", config, config.name or "fine-tune"))
-    interactive = not headless and not detach and dist.world == 1 and sys.stdin.isatty() and sys.stdout.isatty()
-    _execute_train(store, run_id, prepared, (detach or interactive) and dist.world == 1, dist=dist, json_out=json_out)
+    interactive = not headless and not detach and dist.world == 1 and in_terminal()
+    _execute_train(store, run_id, prepared, (detach or interactive) and dist.world == 1, json_out=json_out)
+    del prepared  # the background process holds its own copy; the app opened below holds none
     if interactive:
         from xlbench.tui.app import run_app
 
         run_app(store.url, global_options().plugins_dir, open_run=run_id)
 
 
-def _execute_train(store, run_id: int, prepared, detach: bool, *, dist=None, json_out: Path | None = None) -> None:
-    from xlbench.runs.jobs import Job, job_for, training
-
+def _execute_train(store, run_id: int, prepared, detach: bool, *, json_out: Path | None = None) -> None:
     console = make_console()
     if detach:
-        hand_to_worker(store, run_id, console)
+        hand_to_worker(store, run_id, console, prepared)  # with the data loaded to check the request, if any
         return
-    run = store.get_run(run_id)
-    if prepared is None:
-        job = job_for(store, run, resume=True)
-    else:
-        job = Job(lambda rep: training.run(store, run_id, prepared, rep), prepared.config.threads)
-    threads = job.threads
-    if dist is not None and dist.rank != 0:
-        from xlbench.core.progress import Reporter
-        from xlbench.runs.worker import set_threads
-
-        set_threads(threads)
-        job(Reporter())  # other ranks compute; rank 0 owns the run row
-        return
-    run_foreground(store, run_id, job, threads, console)
-    print_before_after(store, run_id, console)
-    show_results(store, run_id, console, json_out)
+    if run_foreground(store, run_id, console, prepared=prepared, resume=prepared is None):
+        print_before_after(store, run_id, console)
+        show_results(store, run_id, console, json_out)
 
 
 def print_before_after(store, run_id: int, console) -> None:

@@ -59,6 +59,20 @@ class PlainReporter(Reporter):
     per phase start and event, and every ``every`` seconds a line with the phase, step/total,
     percentage, the latest figures (loss), the rate and the ETA. No colours, no redrawing."""
 
+    @classmethod
+    def from_env(cls) -> PlainReporter:
+        """Every 30 s, or ``$XLBENCH_PROGRESS_SECONDS`` (a worker's log, a Slurm job's output)."""
+        import os
+
+        from xlbench.errors import ConfigError
+
+        try:
+            every = float(os.environ.get("XLBENCH_PROGRESS_SECONDS", "30"))
+        except ValueError:
+            raise ConfigError(f"XLBENCH_PROGRESS_SECONDS={os.environ['XLBENCH_PROGRESS_SECONDS']!r} "
+                              "is not a number of seconds") from None
+        return cls(every=every)
+
     def __init__(self, write=None, *, every: float = 30.0, clock=None) -> None:
         import sys
         import time

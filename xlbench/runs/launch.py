@@ -37,8 +37,27 @@ def worker_log(log_dir: Path, run_id: int) -> Path:
 
 def submit(store, kind: str, config, name: str, *, parent_id: int | None = None) -> int:
     """Write a queued run row holding the whole validated ``config`` (a RunConfig or EvalConfig);
-    returns its id. Execute it with :func:`start` (a worker) or in-process (``--headless``)."""
-    return store.create_run(kind=kind, name=name, config=json.loads(config.model_dump_json()), parent_id=parent_id).id
+    returns its id. A training run that evaluates its starting model first (``eval.before``) gets
+    that evaluation as a queued child row at once (:func:`before_row`). Execute with :func:`start`
+    (a worker) or in this process (:func:`xlbench.runs.execute.execute_run`)."""
+    run_id = store.create_run(kind=kind, name=name, config=json.loads(config.model_dump_json()), parent_id=parent_id).id
+    if kind == "train" and config.eval.before:
+        before_row(store, run_id, config)
+    return run_id
+
+
+def before_row(store, run_id: int, config):
+    """The queued "before" evaluation of training run ``run_id``: the one waiting, or a new one if
+    none is queued, running or finished (a run submitted before this rule, a sweep's row, a child
+    that failed). Returns the row; None if the starting model is already evaluated or being so."""
+    children = [c for c in store.children(run_id) if c.kind == "eval" and c.name.startswith("before: ")]
+    if any(c.status in ("running", "finished") for c in children):
+        return None
+    queued = [c for c in children if c.status == "queued"]
+    if queued:
+        return queued[0]
+    ev = config.before_config()
+    return store.get_run(submit(store, "eval", ev, f"before: {config.base_model()}", parent_id=run_id))
 
 
 def start(store, run_id: int) -> tuple[int, Path]:

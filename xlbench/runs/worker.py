@@ -125,14 +125,17 @@ def environment(threads: int) -> dict:
     return {**describe(threads), "argv": redact_argv(sys.argv)}
 
 
-def execute(store: Store, run_id: int, job, *, threads: int = 1, reporter: Reporter | None = None) -> None:
-    """Claim run ``run_id`` and run ``job(reporter)`` in this process, recording how it ends.
+def execute(store: Store, run_id: int, job, *, reporter: Reporter | None = None) -> None:
+    """Claim run ``run_id`` and run ``job(reporter)`` in this process, recording how it ends; the
+    CPU threads are the job's (its config's ``threads``; 1 for a plain callable). Front ends call
+    :func:`xlbench.runs.execute.execute_run`, which builds the job from the stored config.
 
     Raises :class:`Cancelled` after recording a cancel, and re-raises failures after recording
     them, so a headless caller can exit with the right code.
     """
     from xlbench.core.progress import FanOut
 
+    threads = getattr(job, "threads", 1)
     set_threads(threads)
     store.claim_run(run_id, env=environment(threads), git_commit=git_commit())
     _sigterm_cancels()

@@ -21,10 +21,12 @@ class Job:
         self.work(reporter)
 
 
-def job_for(store, run, *, resume: bool = False) -> Job:
+def job_for(store, run, *, prepared=None, resume: bool = False, dist=None) -> Job:
     """The job for a stored run. Its config is validated here (the one source of every option,
     threads included); a config that fails validation, and data that fails to load inside the job,
-    are recorded on the run when the job runs."""
+    are recorded on the run when the job runs. ``prepared``: the run's data, already loaded by this
+    process (else the job loads it when it runs); ``dist``: the torchrun group (None: this process
+    alone)."""
     from xlbench.config import EvalConfig, RunConfig, parse_config
     from xlbench.store.transfer import ensure_local
 
@@ -45,13 +47,11 @@ def job_for(store, run, *, resume: bool = False) -> Job:
         from xlbench.runs.jobs import evaluation
 
         def evaluate(reporter: Reporter) -> None:
-            from xlbench.runs.distributed import Distributed
-
-            # under torchrun every rank's worker gets here: each encodes its share, rank 0 scores
-            evaluation.run(store, run.id, evaluation.prepare(config), reporter, dist=Distributed.from_env())
+            # under torchrun every rank gets here: each encodes its share, rank 0 scores
+            evaluation.run(store, run.id, prepared or evaluation.prepare(config), reporter, dist=dist)
 
         return Job(evaluate, config.threads)
     from xlbench.runs.jobs import training
 
-    return Job(lambda reporter: training.run(store, run.id, training.prepare(config), reporter, resume=resume),
+    return Job(lambda reporter: training.run(store, run.id, prepared or training.prepare(config), reporter, resume=resume),
                config.threads)

@@ -2,9 +2,10 @@
 
 :func:`prepare` validates everything that can be wrong with the request (unknown sampler or
 option, bad data file, batch too large for the data, overlap with the evaluation sets) before a
-run row exists. :func:`run` then (optionally) evaluates the starting model as a child run, trains
-with checkpoints, saves the final model in sentence-transformers format, registers it, and
-evaluates it on the configured sets, storing the metrics on the training run itself.
+run row exists, loading the data once. :func:`run` then (with ``eval.before``) executes the queued
+"before" evaluation of the starting model (its own child row), trains with checkpoints, saves the
+final model in sentence-transformers format, registers it, and evaluates it on the same loaded sets,
+storing the metrics on the training run itself.
 """
 
 from __future__ import annotations
@@ -36,12 +37,6 @@ class PreparedTrain:
     eval_config: EvalConfig
     eval_prepared: evaluation.Prepared
     overlap: dict[str, int]
-
-
-def base_model(config: RunConfig) -> str:
-    from xlbench.core.encoders import OFFLINE_MODEL
-
-    return config.model.model or OFFLINE_MODEL
 
 
 def load_corpus(config: RunConfig, registry: Registry | None = None):
@@ -79,7 +74,7 @@ def prepare(config: RunConfig, registry: Registry | None = None) -> PreparedTrai
         if not hasattr(cls, "trainable"):
             raise ConfigError(f"encoder {config.model.encoder!r} is eval-only (it has no trainable()); it cannot be fine-tuned")
     corpus = load_corpus(config, registry)
-    eval_cfg = config.eval_config(model=base_model(config), encoder=config.model.encoder)
+    eval_cfg = config.before_config()
     eval_prepared = evaluation.prepare(eval_cfg, registry)
     found = overlap(corpus, eval_questions(eval_prepared.datasets))
     if found and not config.allow_overlap:
@@ -133,7 +128,6 @@ def run_dir(run_id: int) -> Path:
 def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resume: bool = False) -> None:
     from xlbench.core.train import Trainer
     from xlbench.runs.distributed import Distributed
-    from xlbench.runs.worker import execute
 
     config = prepared.config
     dist = Distributed.from_env()
@@ -142,13 +136,8 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
         reporter.event(line)
     if lead:
         store.update_env(run_id, training_data=prepared.corpus.stats(), contamination=prepared.overlap)
-    if lead and config.eval.before and not any(c.kind == "eval" and c.status == "finished" for c in store.children(run_id)):
-        from xlbench.runs.launch import submit
-
-        child_id = submit(store, "eval", prepared.eval_config, f"before: {base_model(config)}", parent_id=run_id)
-        reporter.event(f"evaluating the starting model first (run {child_id})")
-        execute(store, child_id, lambda rep: evaluation.run(store, child_id, prepared.eval_prepared, rep),
-                threads=config.threads, reporter=reporter)
+    if lead and config.eval.before:
+        evaluate_before(store, run_id, prepared, reporter)
 
     encoder = evaluation.make_encoder(prepared.eval_prepared)
     if config.model.query_prompt is not None:
@@ -219,8 +208,8 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
         if best.exists() and state.best_step:
             trainable.module.load_state_dict(_load_best(best, trainable))
             reporter.event(f"final model = best validation loss {state.best_val:.4f} at step {state.best_step}")
-        label = f"{encoder.describe().get('label', base_model(config))} fine-tuned ({config.sampler.name}, run {run_id})"
-        info = {"label": label, "base": base_model(config), "run": run_id, "steps": state.step,
+        label = f"{encoder.describe().get('label', config.base_model())} fine-tuned ({config.sampler.name}, run {run_id})"
+        info = {"label": label, "base": config.base_model(), "run": run_id, "steps": state.step,
                 "sampler": config.sampler.model_dump(), "best_step": state.best_step}
 
         def save(folder: Path) -> None:
@@ -236,10 +225,32 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
                            "its cached embeddings stay valid")
     dist.barrier()  # under torchrun every rank then encodes its share of the evaluation from the saved model
     final_eval = prepared.eval_config.model_copy(update={"model": str(final), "encoder": None, "encoder_options": {}})
-    evaluation.run(store, run_id, evaluation.prepare(final_eval, prepared.registry), reporter, register_as=f"run-{run_id}",
-                   dist=dist)
+    # the same evaluation sets as the "before" evaluation, loaded once by prepare(); only the model differs
+    after = evaluation.Prepared(final_eval, prepared.registry.load("encoder", "sentence-transformers"),
+                                prepared.eval_prepared.datasets)
+    evaluation.run(store, run_id, after, reporter, register_as=f"run-{run_id}", dist=dist)
     if lead:
         write_model_card(store, run_id, final, reporter)
+
+
+def evaluate_before(store, run_id: int, prepared: PreparedTrain, reporter: Reporter) -> None:
+    """Execute the run's queued "before" evaluation (its own row, executed like any other run) with
+    the evaluation sets this process already loaded; skip it if another worker has it or it is done."""
+    from xlbench.errors import StoreError
+    from xlbench.runs.distributed import Distributed
+    from xlbench.runs.execute import execute_run
+    from xlbench.runs.launch import before_row
+
+    child = before_row(store, run_id, prepared.config)
+    if child is None:
+        return
+    reporter.event(f"evaluating the starting model first (run {child.id})")
+    try:
+        execute_run(store, child.id, prepared=prepared.eval_prepared, reporter=reporter, dist=Distributed())
+    except StoreError as exc:  # a queue's worker claimed it first: it runs there, training goes on here
+        if store.get_run(child.id).status not in ("running", "finished"):
+            raise
+        reporter.event(f"the starting model is evaluated by another worker (run {child.id}): {exc}")
 
 
 def write_model_card(store, run_id: int, final: Path, reporter: Reporter) -> None:
