@@ -128,7 +128,7 @@ class SentenceTransformerEncoder:
         """L2-normalised float32 vectors (normalised in float64, rounded to float32 once).
 
         On CPU, texts are batched only with texts of the same token length, so nothing is padded
-        and, on one thread (what workers use unless configured), each vector is bitwise independent
+        and, on one thread (a config's `threads`, 1 unless set), each vector is bitwise independent
         of the texts it happened to be batched with (the cache, a per-pair evaluation and a resumed
         run all see identical vectors). With several threads the math library may split a batch's
         products differently for different batch sizes (seen under load), so the last bits can
