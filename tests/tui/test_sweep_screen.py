@@ -114,3 +114,39 @@ async def test_small_terminal_shows_one_curve_at_a_time_and_reopening_runs_no_te
         await settle(pilot, rounds=5)
         assert app.screen.study is not None and len(app.screen.study.rows) == 4
     assert sum(1 for args in calls if args[:2] == ("sweep", "show")) == 1  # the second opening reused the study
+
+
+async def test_the_curves_are_drawn_before_the_tests_over_seeds_return(sweep_app, monkeypatch):
+    """Means and intervals at once from the runs' stored numbers; the marks when the `sweep show`
+    process (held here on a gate) returns."""
+    import threading
+
+    from tests.tui.test_screens import until
+
+    app = sweep_app()
+    gate = threading.Event()
+    real = app.run_cli
+
+    def held(*args, **kw):
+        if args[:2] == ("sweep", "show"):
+            assert gate.wait(120), "the test never opened the gate"
+        return real(*args, **kw)
+
+    monkeypatch.setattr(app, "run_cli", held)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app.open_sweep(1)
+        screen = await until(pilot, lambda: isinstance(app.screen, SweepScreen) and app.screen.study is not None
+                             and app.screen, what="the sweep screen with a study")
+        assert screen.provisional and all(p.display for p in screen.query(StudyPlot))
+        rows = _cells(screen.query_one("#study-table", DataTable))
+        assert [r[0] for r in rows] == ["0", "0.25", "0.5", "0.75", "1"] and "±" in rows[2][2]
+        assert not any("*" in cell for row in rows for cell in row)  # no marks before the tests
+        assert "tests over seeds running" in str(screen.query_one("#sweep-status").content)
+        provisional_means = [p.mean for p in screen.study.rows[0].points]
+        gate.set()
+        await until(pilot, lambda: not screen.provisional, timeout=120, what="the tests' marks")
+        rows = _cells(screen.query_one("#study-table", DataTable))
+        assert "a***" in rows[2][2] and "b***" in rows[2][2]
+        # the quick means were the tested ones (each run's stored macro mean)
+        assert [p.mean for p in screen.study.rows[0].points] == pytest.approx(provisional_means, abs=1e-12)

@@ -133,6 +133,7 @@ class SweepStudy:
     rows: list[StudyRow]
     notes: list[str]
     target: float | None = None  # a difference the user wants to detect (--target-delta)
+    provisional: bool = False  # means and intervals only, the tests still running (provisional_study)
 
     def marks(self, row: StudyRow, k: int) -> str:
         """``a***`` / ``b*``: significant against the first / second reference (Holm-adjusted)."""
@@ -153,6 +154,9 @@ class SweepStudy:
         return len(_distinct_tests(self.rows))
 
     def legend(self) -> str:
+        if self.provisional:
+            return ("mean ± 95 % CI over seeds (Student t), from each run's stored means"
+                    + ("" if self.notes else "; tests over seeds running…"))
         if len(self.xs) < 2:
             return "mean ± 95 % CI over seeds (Student t); one grid value so far: nothing to test against"
         tested = self.references
@@ -236,21 +240,7 @@ def sweep_study(runs: list[RunInput], x_key: str, *, dataset: str | None = None,
     runs = [r for r in runs if r.results]
     if not runs:
         return SweepStudy(x_key, [], [], [], ["no finished run has results yet"], target)
-    by_x: dict[str, list[int]] = {}
-    values_of: dict[str, object] = {}
-    for i, run in enumerate(runs):
-        x = flatten(run.config).get(x_key)
-        key = json.dumps(x, sort_keys=True, default=str)
-        by_x.setdefault(key, []).append(i)
-        values_of[key] = x
-    order = sorted(by_x, key=lambda k: (not isinstance(values_of[k], (int, float)), values_of[k]
-                                        if isinstance(values_of[k], (int, float)) else str(values_of[k])))
-    groups = [by_x[k] for k in order]
-    xs = [values_of[k] for k in order]
-    if ends is None:
-        references = sorted({0, len(xs) - 1})
-    else:
-        references = [i for end in dict.fromkeys(ends) for i, x in enumerate(xs) if x == end][:2]
+    xs, groups, references = _points_of([r.config for r in runs], x_key, ends)
     datasets = sorted(set.intersection(*(set(r.results) for r in runs)))
     if dataset is not None:
         if dataset not in datasets:
@@ -285,6 +275,51 @@ def sweep_study(runs: list[RunInput], x_key: str, *, dataset: str | None = None,
     if single and len(xs) > 1:
         notes.append(f"{x_key}={', '.join(single)}: one seed, so its seed-to-seed variance is unknown: not tested")
     return SweepStudy(x_key, xs, references, rows, notes, target)
+
+
+def _points_of(configs: list[dict], x_key: str, ends: tuple | None) -> tuple[list, list[list[int]], list[int]]:
+    """The x values in order, the runs (indices into ``configs``) at each, and the reference points:
+    ``ends`` where given and present, else the first and last."""
+    by_x: dict[str, list[int]] = {}
+    values_of: dict[str, object] = {}
+    for i, config in enumerate(configs):
+        x = flatten(config).get(x_key)
+        key = json.dumps(x, sort_keys=True, default=str)
+        by_x.setdefault(key, []).append(i)
+        values_of[key] = x
+    order = sorted(by_x, key=lambda k: (not isinstance(values_of[k], (int, float)), values_of[k]
+                                        if isinstance(values_of[k], (int, float)) else str(values_of[k])))
+    groups = [by_x[k] for k in order]
+    xs = [values_of[k] for k in order]
+    if ends is None:
+        references = sorted({0, len(xs) - 1})
+    else:
+        references = [i for end in dict.fromkeys(ends) for i, x in enumerate(xs) if x == end][:2]
+    return xs, groups, references
+
+
+def provisional_study(runs: list[tuple[int, dict, dict]], x_key: str, *, metric: str = "map",
+                      ends: tuple | None = None) -> SweepStudy:
+    """Means and intervals at once, from each finished run's stored family means
+    (``(run id, config, report)``, the report of its first dataset), before the tests over seeds
+    are done: no marks, no power lines. What the app draws while ``sweep show`` tests."""
+    runs = [r for r in runs if r[2]]
+    if not runs:
+        return SweepStudy(x_key, [], [], [], ["no finished run has results yet"])
+    xs, groups, references = _points_of([config for _, config, _ in runs], x_key, ends)
+    dataset = runs[0][2]["dataset"]
+    rows = []
+    for family, row_metric in study_rows(metric):
+        if family == "bias":
+            values = [(r.get("bias", {}).get(row_metric) or {}).get("macro") for _, _, r in runs]
+        else:
+            values = [r["summary"].get(family, {}).get(row_metric) for _, _, r in runs]
+        if any(v is None for v in values):
+            continue
+        points = [Point(x, [runs[i][0] for i in g], [flatten(runs[i][1]).get(SEED_KEY) for i in g],
+                        [float(values[i]) for i in g]) for x, g in zip(xs, groups)]
+        rows.append(StudyRow(dataset, family, row_metric, points))
+    return SweepStudy(x_key, xs, references, rows, [], provisional=True)
 
 
 def _distinct_tests(rows: list[StudyRow]) -> dict[tuple[int, tuple[int, int]], list[PointTest]]:

@@ -7,6 +7,7 @@ frame, and a sweep's study is kept per set of finished runs, so reopening it is 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from rich.text import Text
@@ -113,6 +114,8 @@ class SweepScreen(TabbedScreen):
         self.study = None
         self.summaries: dict[int, dict | None] = {}  # finished run id → its first dataset's report
         self.current = 0  # the curve shown when one is shown at a time
+        self.provisional = False  # the study shown has means and intervals, its tests still running
+        self.testing: tuple[int, ...] | None = None  # the finished runs a test process is running for
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -136,9 +139,10 @@ class SweepScreen(TabbedScreen):
 
     @work(thread=True, exclusive=True, group="poll-sweep")
     def poll(self) -> None:
-        """The sweep's runs each time; the study only when a run has finished, its paired tests in
-        an ``xlbench sweep show --format json`` process (the app's own process stays light)."""
-        from xlbench.core.sweeps import study_from_dict
+        """The sweep's runs each time; the study only when a run has finished: at once its means and
+        intervals from the runs' stored numbers, then the marks when its tests over seeds, run in an
+        ``xlbench sweep show --format json`` process (the app's own process stays light), return."""
+        from xlbench.core.sweeps import grid_ends, provisional_study, study_from_dict, x_key_of
         from xlbench.errors import XlbenchError
         from xlbench.store.results import report_from_rows
 
@@ -146,26 +150,36 @@ class SweepScreen(TabbedScreen):
         self.app.reap()
         sweep, runs = store.sweep(self.sweep_id)
         finished = tuple(r.id for r in runs if r.status == "finished")
-        study = self.study
+        study, final = self.study, True
         summaries = {}  # reports of runs finished since the last poll (a finished run's never change)
-        if finished != self.finished:
+        for run_id in (i for i in finished if i not in self.summaries):
+            reports = report_from_rows(store.metrics(run_id))
+            summaries[run_id] = reports[0] if reports else None
+        if finished != self.finished or self.provisional:
             study = self.app.sweep_studies.get((self.sweep_id, finished))  # opened before: no new tests
-            if study is None and finished:
-                status = self.query_one("#sweep-status", Static)
-                self.app.call_from_thread(status.update, f"sweep {self.sweep_id}: {len(finished)} finished runs · "
-                                                         "tests over seeds running in an xlbench process…")
+            if study is None and finished and self.testing == finished:  # an earlier poll's tests are running
+                study, final = self.study, False
+            elif study is None and finished:
+                self.testing = finished
+                known = {**self.summaries, **summaries}
+                grid = json.loads(sweep.grid_json)
+                quick = provisional_study([(r.id, json.loads(r.config_json or "{}"), known.get(r.id)) for r in runs
+                                           if r.id in finished], x_key_of(grid), ends=grid_ends(grid))
+                self.app.call_from_thread(self.show, sweep, runs, finished, quick, summaries, final=False)
+                summaries = {}
                 try:
                     out = self.app.run_cli("sweep", "show", str(self.sweep_id), "--format", "json")
                     study = study_from_dict(json.loads(out))
                     self.app.sweep_studies[(self.sweep_id, finished)] = study
-                except XlbenchError as exc:
+                except XlbenchError as exc:  # the means stay, without marks, and the tests are not retried
+                    study = dataclasses.replace(quick, notes=[f"tests over seeds not available: {exc}"])
+                    self.app.sweep_studies[(self.sweep_id, finished)] = study
                     self.app.call_from_thread(self.app.show_error, str(exc))
-            for run_id in (i for i in finished if i not in self.summaries):
-                reports = report_from_rows(store.metrics(run_id))
-                summaries[run_id] = reports[0] if reports else None
-        self.app.call_from_thread(self.show, sweep, runs, finished, study, summaries)
+                finally:
+                    self.testing = None
+        self.app.call_from_thread(self.show, sweep, runs, finished, study, summaries, final=final)
 
-    def show(self, sweep, runs, finished, study, summaries) -> None:
+    def show(self, sweep, runs, finished, study, summaries, final: bool = True) -> None:
         from xlbench.core.compare import flatten
         from xlbench.core.sweeps import SEED_KEY, x_key_of
 
@@ -199,8 +213,8 @@ class SweepScreen(TabbedScreen):
                           f"{bias:.1f}" if bias is not None else "–", key=str(r.id))
         if runs:
             table.move_cursor(row=min(cursor, len(runs) - 1))
-        if finished != self.finished:
-            self.finished, self.study = finished, study
+        if finished != self.finished or self.provisional:
+            self.finished, self.study, self.provisional = finished, study, not final
             self.show_study()
 
     def show_study(self) -> None:
