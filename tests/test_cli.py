@@ -52,6 +52,7 @@ def test_debug_shows_traceback():
     assert res.returncode != 0 and "Traceback" in res.stderr
 
 
+@pytest.mark.slow
 def test_json_results_shape(tmp_path):
     out = tmp_path / "res.json"
     res = xlbench("eval", "--encoder", "hashing", "-l", "en,de", "--json", str(out))
@@ -93,6 +94,7 @@ def test_each_unique_text_is_encoded_once_and_never_again(tmp_path, monkeypatch)
     assert any(f"encoded 0 texts ({len(seen)} from cache) of {len(seen)} unique" in e.message for e in Store().events(second.id))
 
 
+@pytest.mark.slow
 def test_runs_and_plugins_listing():
     assert xlbench("eval", "--encoder", "hashing", "-l", "en").returncode == 0
     runs = xlbench("runs")

@@ -99,6 +99,7 @@ def _trec_folders(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_example_dataset_plugin_is_listed_checked_and_evaluated(tmp_path, workspace):
     """plugins/trec_dataset.py (the folder the workspace uses) — a third-party layout."""
     root = _trec_folders(tmp_path / "trec")

@@ -206,6 +206,7 @@ def test_an_import_bomb_is_one_line_under_a_memory_cap_and_writes_nothing(store,
     assert not other.exists() or Store(f"sqlite:///{other}").list_runs() == []
 
 
+@pytest.mark.slow
 def test_a_stored_bomb_is_refused_by_readers_too(store):
     """A database written by an older version (no check on import): compare reads with the limit."""
     from sqlmodel import select

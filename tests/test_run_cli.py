@@ -101,6 +101,7 @@ def test_sampler_flag_replaces_the_preset_sampler_and_its_options():
     assert json.loads(res.stdout)["sampler"] == {"name": "monolingual"}
 
 
+@pytest.mark.slow
 def test_without_a_terminal_progress_is_plain_lines_with_loss_rate_and_eta(tmp_path, tiny_model):
     """A Slurm log or nohup file: phase starts, then every N seconds (here 0: every step) one line
     with step/total, percentage, loss, rate and ETA; no colours, no redrawn bars."""

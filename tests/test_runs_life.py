@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import tiny_run_toml, wait_for, write_plugin, xlbench
 
 COUNTING = '''
@@ -96,6 +98,7 @@ def test_before_evaluation_is_a_queued_child_row_executed_like_any_other(workspa
     assert store.get_run(run_id).status == "finished" and len(store.children(run_id)) == 1
 
 
+@pytest.mark.slow
 def test_a_detached_run_loads_its_data_once(workspace, tiny_model, tmp_path):
     plugins, log, toml, sets = _setup(tmp_path, tiny_model)
     env = {"XLBENCH_TEST_LOAD_LOG": str(log)}
@@ -114,6 +117,7 @@ def test_a_detached_run_loads_its_data_once(workspace, tiny_model, tmp_path):
     assert store.get_run(before.id).status == "finished" and store.get_run(before.id).pid == train.pid
 
 
+@pytest.mark.slow
 def test_xlbench_run_in_a_terminal_loads_its_data_once_and_opens_the_app(workspace, tiny_model, tmp_path):
     """The default `xlbench run` at a terminal: checks and loads, queues, hands the run to a background
     process with that data, opens the app on it (here a stand-in: no terminal in a test)."""

@@ -117,6 +117,7 @@ def mirrored(tmp_path_factory, tiny_model, mlflow_url):
     return ws, store, run, mlflow_url
 
 
+@pytest.mark.slow
 def test_mlflow_holds_the_run_as_the_database_does(mirrored):
     from mlflow.tracking import MlflowClient
 
@@ -151,6 +152,7 @@ def test_mlflow_holds_the_run_as_the_database_does(mirrored):
           f"{len(expected)} metrics equal to the database's; its 'before' evaluation a child run")
 
 
+@pytest.mark.slow
 def test_tensorboard_events_read_back(mirrored):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -192,6 +194,7 @@ def _wandb_records(path: Path) -> list:
     return out
 
 
+@pytest.mark.slow
 def test_wandb_offline_folder_holds_the_run(mirrored):
     ws, store, run, _ = mirrored
     found = list((ws / "runs" / f"run-{run.id}" / "wandb").glob("offline-run-*/run-*.wandb"))
@@ -261,6 +264,7 @@ def test_reporters_are_plugins_and_bad_requests_fail_before_a_row(workspace, tmp
     assert {"mlflow", "tensorboard", "wandb", "jsonl"} <= set(Registry(Path(os.environ["XLBENCH_PLUGINS_DIR"])).names("reporter"))
 
 
+@pytest.mark.slow
 def test_a_local_reporter_plugin_and_one_that_fails(workspace, tmp_path):
     """The example plugin (plugins/jsonl_reporter.py) gets every number; a reporter whose package is
     missing is one warning and the run finishes."""
@@ -303,6 +307,7 @@ def test_a_local_reporter_plugin_and_one_that_fails(workspace, tmp_path):
     assert {k: v for line in lines if line["type"] == "metrics" for k, v in line["values"].items()} == stored_metrics(store, detached.id)
 
 
+@pytest.mark.slow
 def test_report_command_sends_a_stored_run_later(workspace, mlflow_url):
     res = xlbench("eval", "--encoder", "hashing", "-l", "en,de")
     assert res.returncode == 0, res.stderr
@@ -323,6 +328,7 @@ def test_report_command_sends_a_stored_run_later(workspace, mlflow_url):
     assert res.returncode != 0 and "names no reporter" in res.stderr
 
 
+@pytest.mark.slow
 def test_a_sweep_is_one_parent_run_even_when_its_workers_race(mlflow_url, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 

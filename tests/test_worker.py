@@ -24,6 +24,7 @@ def _running_run(store: Store):
     return runs[0] if runs and runs[0].progress_done else None
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_database_intact_and_run_lost(slow_plugins, workspace):
     proc = start_xlbench("--plugins-dir", str(slow_plugins), "eval", "--encoder", "slow", "-l", "en,de")
     store = Store()
@@ -64,6 +65,7 @@ def test_stale_heartbeat_from_another_host_is_lost(store):
     assert store.get_run(fresh.id).status == "running"
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_headless_mode_marks_cancelled(slow_plugins):
     # A non-interactive shell starts background jobs with SIGINT ignored and children inherit it
     # (the suite run as `bash -c '... &'` passed SIG_IGN down, and xlbench rightly ignored Ctrl-C):
@@ -82,6 +84,7 @@ def test_ctrl_c_in_headless_mode_marks_cancelled(slow_plugins):
     assert any("cancelled" in e.message for e in store.events(run.id))
 
 
+@pytest.mark.slow
 def test_cancel_request_is_honoured_by_a_detached_worker(slow_plugins):
     res = xlbench("--plugins-dir", str(slow_plugins), "eval", "--encoder", "slow", "--encoder-option", "delay=0.002",
                   "-l", "en,de", "--detach")

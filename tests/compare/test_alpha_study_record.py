@@ -4,6 +4,8 @@ the document. A number edited in the document, or a record changed, fails here."
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from pathlib import Path
 
@@ -31,6 +33,7 @@ def test_the_committed_alpha_study_holds_the_grid_and_its_added_seeds():
     assert all(s in range(4, 9) and a in (0, 0.5, 1) for s, a in cells[15:])
 
 
+@pytest.mark.slow
 def test_importing_the_alpha_study_prints_the_table_in_the_results_document(workspace):
     imported = xlbench("import", str(RECORD))
     assert imported.returncode == 0, imported.stderr

@@ -116,6 +116,7 @@ def test_a_sweep_with_one_finished_run_shows_it_without_tests(store):
         assert xlbench("sweep", "show", str(sweep_id), "--format", fmt).returncode == 0
 
 
+@pytest.mark.slow
 def test_sweep_show_prints_table_curves_markdown_and_json(store):
     sweep_id, ids = store_synthetic_sweep(store, XS, seeds=(1, 2, 3))
     res = xlbench("sweep", "show", str(sweep_id), "--target-delta", "0.01", env={"COLUMNS": "160"})
@@ -138,6 +139,7 @@ def test_sweep_show_prints_table_curves_markdown_and_json(store):
     assert bad.returncode != 0 and "mlqa-r" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_an_exported_sweep_imported_elsewhere_shows_the_same_study(store, tmp_path):
     """results/alpha-study.json's promise: import into an empty database, `sweep show` re-derives
     every number (the runs arrive as records, in one sweep with the same name and grid)."""

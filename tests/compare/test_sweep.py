@@ -24,6 +24,7 @@ def test_bad_grid_value_is_rejected_before_anything_is_queued(tmp_path, tiny_mod
     assert not (workspace / "db" / "xlbench.sqlite").exists() or not Store().list_runs()
 
 
+@pytest.mark.slow
 def test_sweep_extend_adds_only_missing_combinations_under_the_sweeps_own_config(tmp_path, tiny_model, workspace):
     """Seeds 3–4 at two of three α values: four runs queued on the base config, the grid widened,
     the six runs it held kept; asked again, nothing is queued; a key the sweep lacks is one line."""

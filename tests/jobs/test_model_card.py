@@ -28,6 +28,7 @@ def _store(ws):
     return Store(f"sqlite:///{ws}/db/xlbench.sqlite")
 
 
+@pytest.mark.slow
 def test_card_parses_back_with_the_stored_numbers(finished):
     from huggingface_hub import ModelCard
 
@@ -57,6 +58,7 @@ def test_card_parses_back_with_the_stored_numbers(finished):
     assert str(ws) not in card.content and "/tmp" not in card.content and "<local folder model>" in text
 
 
+@pytest.mark.slow
 def test_card_command_rewrites_it_and_the_folder_still_loads(finished, tmp_path):
     from sentence_transformers import SentenceTransformer
 
@@ -77,6 +79,7 @@ def test_card_command_rewrites_it_and_the_folder_still_loads(finished, tmp_path)
     assert res.returncode != 0 and "needs a finished training run" in res.stderr
 
 
+@pytest.mark.slow
 def test_push_checks_offline_in_one_line_and_dry_run_lists_a_loadable_folder(finished):
     from huggingface_hub import ModelCard
     from sentence_transformers import SentenceTransformer

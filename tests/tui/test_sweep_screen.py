@@ -33,6 +33,7 @@ def _cells(table: DataTable) -> list[list[str]]:
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
+@pytest.mark.slow
 async def test_sweeps_list_opens_the_study_and_its_runs(sweep_app):
     app = sweep_app()
     async with app.run_test(size=(160, 48)) as pilot:
@@ -90,6 +91,7 @@ def test_sweep_screen_snapshot(snap_compare, sweep_app, size):
     assert snap_compare(sweep_app(), terminal_size=SIZES[size], run_before=open_sweep)
 
 
+@pytest.mark.slow
 async def test_small_terminal_shows_one_curve_at_a_time_and_reopening_runs_no_tests(sweep_app):
     app = sweep_app()
     calls = []
