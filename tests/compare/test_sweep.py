@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
 import pytest
 
@@ -69,7 +68,9 @@ def test_sweep_runs_from_queue_survives_killed_queue_and_shows_curve(tmp_path, t
     wait_for(lambda: sum(r.status == "finished" for r in store.sweep(1)[1]) >= 1, timeout=300)
     queue.send_signal(signal.SIGKILL)  # the queue dies; its workers (own sessions) finish their runs
     queue.wait(timeout=10)
-    time.sleep(1)
+    # the workers it had just started claim their rows (a row placed and not yet claimed would be
+    # claimed by one worker anyway: the claim is one conditional UPDATE)
+    wait_for(lambda: not [r for r in store.sweep(1)[1] if r.executor == "local" and r.status == "queued"], timeout=60)
     res = xlbench("sweep", "resume", "1", "--workers", "2", timeout=900)
     assert res.returncode == 0, res.stderr
     wait_for(lambda: all(r.status in ("finished", "failed", "cancelled", "lost") for r in store.sweep(1)[1]), timeout=300)
