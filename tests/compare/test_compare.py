@@ -146,3 +146,10 @@ def test_miracl_rows_recompute_the_stored_means_and_test_the_difference(tmp_path
         assert [c.value for c in row.cells] == pytest.approx(values, abs=1e-12)
         assert row.cells[1].delta == pytest.approx(0, abs=1e-12) and row.cells[1].p == 1.0
         assert row.cells[2].delta == pytest.approx(values[2] - values[0], abs=1e-12)
+
+
+def test_where_a_run_reports_is_not_a_config_difference():
+    from xlbench.core.compare import config_diff
+
+    runs = [{"train": {"lr": 1e-5}, "report": {"to": ["mlflow"], "every": 5.0}}, {"train": {"lr": 3e-5}}]
+    assert config_diff(runs) == {"train.lr": [1e-5, 3e-5]}

@@ -219,8 +219,12 @@ def miracl_units(data: dict, metric: str, keep: set[tuple[str, str]] | None) -> 
 # --- the comparison ------------------------------------------------------------------------
 
 
+# Config sections that say where a run is mirrored, not what it is: never a difference between runs.
+NOT_EXPERIMENT = ("report",)
+
+
 def config_diff(configs: list[dict]) -> dict[str, list]:
-    flat = [flatten(c) for c in configs]
+    flat = [flatten({k: v for k, v in c.items() if k not in NOT_EXPERIMENT}) for c in configs]
     keys = sorted(set().union(*flat)) if flat else []
     return {k: [f.get(k) for f in flat] for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1}
 

@@ -177,7 +177,7 @@ class Mirror(threading.Thread):
 def run_info(store, run_id: int) -> RunInfo:
     """Names, params and tags of a run for the trackers, from its row alone."""
     from xlbench import __version__
-    from xlbench.core.compare import flatten
+    from xlbench.core.compare import NOT_EXPERIMENT, flatten
     from xlbench.paths import runs_dir
     from xlbench.store.secrets import redact_url
 
@@ -185,7 +185,7 @@ def run_info(store, run_id: int) -> RunInfo:
     config = json.loads(run.config_json or "{}")
     env = json.loads(run.env_json or "{}")
     here = store_key(store.url)
-    params = {f"config.{k}": v for k, v in flatten({k: v for k, v in config.items() if k != "report"}).items()}
+    params = {f"config.{k}": v for k, v in flatten({k: v for k, v in config.items() if k not in NOT_EXPERIMENT}).items()}
     hardware = env.get("hardware") or {}
     params.update({f"env.{k}": v for k, v in {
         "device": env.get("device"), "torch": env.get("torch"), "python": env.get("python"), "threads": env.get("threads"),
