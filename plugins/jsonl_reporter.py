@@ -33,6 +33,7 @@ class JsonlReporter(Tracker):
         default = run.folder / "report.jsonl"
         self.path = Path(self.settings["path"].replace("{run}", str(run.run_id))).expanduser() if self.settings.get("path") else default
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.where = str(self.path)  # the run's events say where its copy went
         self._write(type="start", name=run.name, key=run.key, params=run.params, tags=run.tags)
 
     def log_points(self, points):
