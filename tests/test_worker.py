@@ -104,3 +104,16 @@ def test_detached_worker_finishes_and_results_show(slow_plugins, tmp_path):
     assert run.status == "finished", run.error
     shown = xlbench("runs", "show", str(run.id), "--json", str(tmp_path / "r.json"))
     assert shown.returncode == 0 and "family means" in shown.stdout
+
+
+def test_a_run_records_the_commit_of_this_checkout():
+    """The worker stamps runs with the repository's commit (found from its own file's place)."""
+    import subprocess
+
+    from tests.conftest import REPO
+    from xlbench.runs.worker import git_commit
+
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert git_commit() is not None and git_commit().removesuffix("-dirty") == head

@@ -1,7 +1,7 @@
 """A worker executes one run row: claim it, heartbeat, honour cancel, record the outcome.
 
-``xlbench worker RUN_ID`` (started by the TUI or the queue) and headless commands (which run the
-worker in the foreground) both go through :func:`execute`. A worker that dies without a word is
+Every way of executing a run ends here through :func:`xlbench.runs.execute.execute_run`, which
+builds the job and calls :func:`execute`. A worker that dies without a word is
 noticed by :meth:`Store.reap_lost` from its stale heartbeat (or, on the same host, its missing
 process) and marked ``lost``; Ctrl-C and cancel requests become ``cancelled`` with everything
 already written kept.
@@ -96,7 +96,8 @@ class Heartbeat(threading.Thread):
 
 
 def git_commit() -> str | None:
-    root = Path(__file__).resolve().parent.parent
+    """The checkout's commit (``-dirty`` with uncommitted changes), or None outside a git checkout."""
+    root = Path(__file__).resolve().parents[2]  # xlbench/runs/worker.py → the repository
     if not (root / ".git").exists():
         return None
     try:
