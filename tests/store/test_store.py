@@ -150,45 +150,56 @@ def test_upgrade_keeps_existing_rows_and_foreign_keys(tmp_path):
 def test_concurrent_first_opens_all_succeed(tmp_path):
     """Processes that open a new file at the same instant (torchrun ranks) all get the schema.
 
-    Two processes (this machine has two cores) import once, then open ten new files in lockstep,
-    each at a shared instant, so the opens really collide; before the journal-mode retry, about
-    one open in three failed "database is locked".
+    Two processes (this machine has two cores) import once, then open ten new files in lockstep:
+    before each open both wait at a barrier (a file each, then both files present), so the opens
+    really collide however busy the machine; before the journal-mode retry, about one open in three
+    failed "database is locked".
     """
     import subprocess
     import sys
-    import time
 
-    start = time.time() + 5.0
-    code = ("import time; from xlbench.store.store import Store\n"
+    code = ("import os, time; from pathlib import Path; from xlbench.store.store import Store\n"
+            f"root = Path({str(tmp_path)!r})\n"
             "for i in range(10):\n"
-            f"    time.sleep(max(0.0, {start} + 0.5 * i - time.time()))\n"
-            f"    Store(f'sqlite:///{tmp_path}/race{{i}}.sqlite').dispose()\n"
+            "    (root / f'ready-{i}-{os.getpid()}').touch()\n"
+            "    deadline = time.monotonic() + 60\n"
+            "    while len(list(root.glob(f'ready-{i}-*'))) < 2:\n"
+            "        assert time.monotonic() < deadline, f'the other process never reached round {i}'\n"
+            "        time.sleep(0.001)  # poll the barrier\n"
+            "    Store(f'sqlite:///{root}/race{i}.sqlite').dispose()\n"
             "print('ok')")
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
+    outs = [p.communicate(timeout=180) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-400:] for o in outs]
 
 
 def test_phase_times_of_a_run_resumed_during_its_evaluation_start_at_its_first_attempt(store):
     """Run 7 of the α study was resumed after its training had ended: its last claim came after its
     last step, which once made its training time negative."""
-    import time
+    from datetime import UTC, datetime, timedelta
 
+    from tests.helpers import wait_for
     from xlbench.store.views import phase_seconds
+
+    def later_than(stamp) -> None:
+        """Until the clock is 50 ms past ``stamp`` (the last thing the store wrote), so the next
+        write is distinctly later."""
+        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+        wait_for(lambda: datetime.now(UTC) >= stamp + timedelta(seconds=0.05), timeout=30, interval=0.01)
 
     run = store.create_run(kind="train", name="resumed", config={})
     store.set_job(run.id, "slurm", "41_0")  # placed (and noted) long before it starts
-    time.sleep(0.05)
+    later_than(store.events(run.id)[-1].ts)
     store.claim_run(run.id, env={}, git_commit=None)
     store.add_event(run.id, "trains on ...")
     store.add_train_points(run.id, [{"step": s, "split": "train", "loss": 1.0} for s in (1, 2)])
-    time.sleep(0.05)
+    later_than(store.train_points(run.id)[-1].ts)
     store.finish_run(run.id, "lost", "worker stopped")
     store.requeue(run.id)
-    time.sleep(0.05)
+    later_than(store.get_run(run.id).finished_at or store.events(run.id)[-1].ts)
     store.claim_run(run.id, env={}, git_commit=None)  # resumed in evaluation: no more steps
-    time.sleep(0.05)
+    later_than(store.get_run(run.id).started_at)
     store.finish_run(run.id, "finished")
     row = store.get_run(run.id)
     first = store.events(run.id)[1].ts  # "trains on ...", after the placement note
