@@ -38,5 +38,10 @@ def runs_dir() -> Path:
     return workspace() / "runs"
 
 
+def run_dir(run_id: int) -> Path:
+    """A run's own folder in this workspace (checkpoints, model, tracker files); never a stored path."""
+    return runs_dir() / f"run-{run_id}"
+
+
 def plugins_dir(explicit: str | None = None) -> Path:
     return Path(explicit or os.environ.get("XLBENCH_PLUGINS_DIR") or workspace() / "plugins")

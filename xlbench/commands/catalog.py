@@ -88,7 +88,7 @@ def _finished_training_run(store, run: int):
 def _model_folder(store, run: int):
     """A finished training run's model folder in this workspace (never a path read from the store)."""
     from xlbench.errors import ConfigError
-    from xlbench.runs.jobs.training import run_dir
+    from xlbench.paths import run_dir
 
     _finished_training_run(store, run)
     folder = run_dir(run) / "model"

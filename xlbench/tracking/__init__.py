@@ -104,11 +104,14 @@ class Mirror(threading.Thread):
             self._open()
             while self.trackers and not self._halt.wait(self.section.every):
                 self._sync()
-            if self.trackers:
-                self._sync()
-                self._close()
+            self._final()
         except Exception as exc:  # noqa: BLE001  the store itself failed: reporting stops, the run does not
             self.say(f"reporting stopped: {one_line(exc)}")
+
+    def send_once(self) -> None:
+        """Everything at once, in this thread: a stored run sent after the fact (``xlbench report``)."""
+        self._open()
+        self._final()
 
     def close(self, timeout: float = CLOSE_SECONDS) -> None:
         """Send what remains and the final status; wait at most ``timeout`` seconds for it."""
@@ -164,9 +167,13 @@ class Mirror(threading.Thread):
             self._sent.update(fresh)
             self._each("metrics", lambda t: t.log_metrics(fresh, self._step))
 
-    def _close(self) -> None:
+    def _final(self) -> None:
+        """What remains, the run's files and its final status."""
         import tempfile
 
+        if not self.trackers:
+            return
+        self._sync()
         status = self.store.get_run(self.run_id).status
         with tempfile.TemporaryDirectory(prefix=f"xlbench-report-{self.run_id}-") as tmp:
             files = run_files(self.store, self.run_id, Path(tmp))
@@ -178,7 +185,7 @@ def run_info(store, run_id: int) -> RunInfo:
     """Names, params and tags of a run for the trackers, from its row alone."""
     from xlbench import __version__
     from xlbench.core.compare import NOT_EXPERIMENT, flatten
-    from xlbench.paths import runs_dir
+    from xlbench.paths import run_dir
     from xlbench.store.secrets import redact_url
 
     run = store.get_run(run_id)
@@ -205,7 +212,7 @@ def run_info(store, run_id: int) -> RunInfo:
         tags["xlbench.parent"] = str(run.parent_id)
     return RunInfo(
         run_id=run.id, name=f"run {run.id}: {run.name}", kind=run.kind, status=run.status, params=params, tags=tags,
-        folder=runs_dir() / f"run-{run.id}", key=f"{here}:{run.id}", parent_key=f"{here}:{run.parent_id}" if run.parent_id else None,
+        folder=run_dir(run.id), key=f"{here}:{run.id}", parent_key=f"{here}:{run.parent_id}" if run.parent_id else None,
         sweep_key=f"{here}:sweep:{sweep.id}" if sweep is not None else None,
         sweep_name=f"sweep {sweep.id}: {sweep.name}" if sweep is not None else None, config=config,
     )
@@ -233,8 +240,4 @@ def mirror_now(store, run_id: int, section, say, registry) -> None:
     """Send a stored run to its reporters in one go (``xlbench report RUN``), e.g. after a tracker
     was away while it executed, or a run imported from elsewhere. ``registry``: this workspace's
     plugins (never a folder named by the stored run, which may come from another machine)."""
-    mirror = Mirror(store, run_id, section, say, registry)
-    mirror._open()
-    if mirror.trackers:
-        mirror._sync()
-        mirror._close()
+    Mirror(store, run_id, section, say, registry).send_once()

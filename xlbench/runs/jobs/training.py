@@ -20,6 +20,7 @@ from pathlib import Path
 from xlbench.config import EvalConfig, RunConfig
 from xlbench.core.progress import Reporter
 from xlbench.errors import ConfigError
+from xlbench.paths import run_dir
 from xlbench.runs.jobs import evaluation
 from xlbench.runs.jobs.model_card import CARD_FILE
 from xlbench.plugins import Registry
@@ -117,12 +118,6 @@ class _PointWriter:
     def flush(self) -> None:
         self.store.add_train_points(self.run_id, self.buffer)
         self.buffer, self.last = [], time.monotonic()
-
-
-def run_dir(run_id: int) -> Path:
-    from xlbench.paths import runs_dir
-
-    return runs_dir() / f"run-{run_id}"
 
 
 def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resume: bool = False) -> None:
