@@ -116,7 +116,9 @@ class EvalConfig(EvalTargets):
     encoder_options: dict = Field(default_factory=dict)
     max_seq_length: int | None = Field(None, ge=1, le=MAX_SEQ_LENGTH)
     encode_chunk: int = Field(128, ge=1, le=MAX_BATCH)
-    precision: str = "fp32"  # the built-in encoder's forward pass: fp32, or bf16 / fp16 autocast (a GPU's speed)
+    # the built-in encoder's forward pass: fp32, or bf16 / fp16 autocast (a GPU's speed); auto: bf16 on
+    # a CUDA device that has it, fp32 elsewhere (the run's model record says which)
+    precision: str = "fp32"
     threads: int = Field(1, ge=1, le=MAX_THREADS)
     cache: bool = True
     plugins_dir: str | None = None
@@ -125,7 +127,7 @@ class EvalConfig(EvalTargets):
     @field_validator("precision")
     @classmethod
     def _precision(cls, v: str) -> str:
-        return _one_of(v, ("fp32", "bf16", "fp16"))
+        return _one_of(v, ("fp32", "bf16", "fp16", "auto"))
 
 
 def parse_config(cls: type[BaseModel], data: dict, *, where: str = "config") -> BaseModel:

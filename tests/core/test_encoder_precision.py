@@ -37,7 +37,14 @@ def test_fp32_vectors_do_not_depend_on_the_precision_option_existing(tiny_model)
 def test_fp16_needs_cuda_and_bad_values_are_one_line(tiny_model):
     with pytest.raises(ModelError, match="fp16 needs a CUDA device"):
         SentenceTransformerEncoder(str(tiny_model), device="cpu", precision="fp16").encode(TEXTS, role="query")
-    with pytest.raises(ModelError, match="use one of fp32, bf16, fp16"):
+    with pytest.raises(ModelError, match="use one of fp32, bf16, fp16, auto"):
         SentenceTransformerEncoder(str(tiny_model), precision="int8")
-    with pytest.raises(ConfigError, match="precision: must be one of fp32, bf16, fp16"):
+    with pytest.raises(ConfigError, match="precision: must be one of fp32, bf16, fp16, auto"):
         parse_config(EvalConfig, {"precision": "fp8"})
+
+
+def test_auto_is_fp32_without_cuda_and_shares_its_cache_key(tiny_model):
+    auto = SentenceTransformerEncoder(str(tiny_model), device="cpu", precision="auto")
+    fp32 = SentenceTransformerEncoder(str(tiny_model), device="cpu")
+    assert auto.fingerprint() == fp32.fingerprint() and auto.describe()["precision"] == "fp32"
+    assert np.array_equal(auto.encode(TEXTS, role="query"), fp32.encode(TEXTS, role="query"))

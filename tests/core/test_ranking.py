@@ -55,13 +55,34 @@ def pools(draw):
 
 
 @settings(max_examples=200, deadline=None)
-@given(pools(), st.sampled_from([64, 500, 10**9]))
-def test_matches_brute_force_with_ties(case, budget):
+@given(pools(), st.sampled_from([64, 500, 10**9]), st.sampled_from([None, "cpu"]))
+def test_matches_brute_force_with_ties(case, budget, device):
+    """On the host (numpy counting) and through the device path (torch counting; "cpu" here, CUDA
+    where there is one): the same ranks as a brute-force stable sort."""
     q, c, offsets, relevant = case
-    block, pool = rank_relevant(q, c, offsets, relevant, budget_bytes=budget)
+    block, pool = rank_relevant(q, c, offsets, relevant, budget_bytes=budget, device=device)
     ref_block, ref_pool = brute_force(q, c, offsets, relevant)
     np.testing.assert_array_equal(block, ref_block)
     np.testing.assert_array_equal(pool, ref_pool)
+
+
+def test_device_path_equals_host_path_on_real_sized_floats():
+    rng = np.random.default_rng(1)
+    offsets = np.array([0, 700, 1500, 2000])
+    c = rng.standard_normal((2000, 48)).astype(np.float32)
+    c[1000] = c[10]  # a duplicate candidate: an exact tie across languages
+    q = rng.standard_normal((300, 48)).astype(np.float32)
+    relevant = np.stack([rng.integers(offsets[i], offsets[i + 1], size=300) for i in range(3)], axis=1)
+    relevant[5] = [10, 1000, -1]
+    relevant[::11, 2] = -1
+    host = rank_relevant(q, c, offsets, relevant, budget_bytes=2000 * 14 * 37)
+    calls = []
+    dev = rank_relevant(q, c, offsets, relevant, budget_bytes=2000 * 10 * 37, device="cpu",
+                        on_chunk=lambda d, t: calls.append((d, t)))
+    for h, d in zip(host, dev):
+        np.testing.assert_array_equal(h, d)
+    assert host[1][5, 1] == host[1][5, 0] + 1  # the later duplicate ranks right after the earlier
+    assert calls[-1] == (300, 300) and len(calls) == 9  # 37 rows per chunk
 
 
 def test_random_float_pool_in_many_chunks():

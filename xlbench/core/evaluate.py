@@ -85,7 +85,7 @@ def evaluate_lareqa(ds: LareqaSet, encoder: Encoder, *, cache=None, reporter: Re
     t_enc = time.perf_counter()
     reporter.phase(f"{ds.name}: score {len(ds.languages) ** 2 + len(ds.languages)} settings", len(ds.query_ids))
     block_rank, pool_rank = rank_relevant(q, c, ds.lang_offsets, ds.relevant, budget_bytes=budget_bytes,
-                                          on_chunk=reporter.advance)
+                                          on_chunk=reporter.advance, device=getattr(encoder, "scoring_device", None))
     ranks = LareqaRanks(ds.languages, ds.query_ids, ds.query_lang, block_rank, pool_rank, np.diff(ds.lang_offsets))
     report = lareqa_report(ranks)
     t_end = time.perf_counter()

@@ -45,6 +45,7 @@ def rank_relevant(
     *,
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
     on_chunk: Callable[[int, int], None] | None = None,
+    device: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Block and pool ranks of every query's relevant items (see the module docstring).
 
@@ -59,6 +60,10 @@ def rank_relevant(
     is exact except between equal float32 values, and those rare rows are settled on the exact
     scores. A pool small enough keeps a grid-rounded copy and is one block; a larger one is put on
     the grid ``CANDIDATE_BLOCK`` rows at a time, once each.
+
+    With ``device`` (a torch device such as ``"cuda"``), the products and the counting run there
+    instead (:func:`_rank_on_device`), with the same exact scores and so the same ranks; when the
+    grid-rounded pool does not fit in half the device's free memory, on the host as above.
     """
     import torch
 
@@ -71,6 +76,10 @@ def rank_relevant(
     t32 = t.astype(np.float32)
     block_rank = has.astype(np.int64)  # 1 + what beats the item, added below
     pool_rank = has.astype(np.int64)
+    if device is not None and _fits(device, n_c * cand.vecs.shape[1] * 8 + budget_bytes):
+        _rank_on_device(queries, cand, t, relevant, lang_offsets, block_rank, pool_rank, torch.device(device),
+                        budget_bytes, on_chunk)
+        return block_rank, pool_rank
     width = n_c if cand.keeps_rounded else min(n_c, CANDIDATE_BLOCK)
     step = _row_chunk(width, budget_bytes)
     n_blocks = max(1, -(-n_c // width))
@@ -85,6 +94,50 @@ def rank_relevant(
             if on_chunk is not None:
                 on_chunk((k * n_q + b) // n_blocks, n_q)
     return block_rank, pool_rank
+
+
+def _fits(device: str, need: int) -> bool:
+    import torch
+
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return True
+    free, _total = torch.cuda.mem_get_info(dev)
+    return need <= free // 2
+
+
+def _rank_on_device(queries: GridVectors, cand: GridVectors, t: np.ndarray, relevant: np.ndarray,
+                    lang_offsets: np.ndarray, block_rank: np.ndarray, pool_rank: np.ndarray, device,
+                    budget_bytes: int, on_chunk: Callable[[int, int], None] | None) -> None:
+    """The counting of :func:`rank_relevant` with the pool held on ``device``: float64 products of
+    grid-rounded vectors (exact in any summation order, so the same bits as on the host), then
+    ``rank(d) = 1 + #{j: s_j > s_d} + #{j < d: s_j = s_d}`` counted per language directly on the
+    exact scores (no float32 copy, no second pass for ties). Adds to ``block_rank`` / ``pool_rank``."""
+    import torch
+
+    n_q, n_l = relevant.shape
+    n_c = len(cand)
+    pool = torch.from_numpy(cand.block(0, n_c)).to(device).T.contiguous()
+    thresholds = torch.from_numpy(t).to(device)
+    rel = torch.from_numpy(relevant).to(device)
+    column = torch.arange(n_c, device=device)
+    bounds = [(int(lang_offsets[lang]), int(lang_offsets[lang + 1])) for lang in range(n_l)]
+    # per query row: the float64 scores and two boolean rows
+    step = int(max(1, min(n_q, budget_bytes // (max(1, n_c) * 10))))
+    block_out = torch.zeros((n_q, n_l), dtype=torch.int64, device=device)
+    pool_out = torch.zeros((n_q, n_l), dtype=torch.int64, device=device)
+    for a in range(0, n_q, step):
+        b = min(n_q, a + step)
+        s = torch.from_numpy(queries.block(a, b)).to(device) @ pool
+        for lang, (lo, hi) in enumerate(bounds):
+            thr, mine = thresholds[a:b, lang : lang + 1], rel[a:b, lang : lang + 1]
+            beats = (s > thr) | ((s == thr) & (column < mine))
+            pool_out[a:b, lang] = beats.sum(dim=1)
+            block_out[a:b, lang] = beats[:, lo:hi].sum(dim=1)
+        if on_chunk is not None:
+            on_chunk(b, n_q)
+    block_rank += block_out.cpu().numpy()
+    pool_rank += pool_out.cpu().numpy()
 
 
 def _count_block(s: np.ndarray, t: np.ndarray, t32: np.ndarray, ok: np.ndarray, rel: np.ndarray,

@@ -14,6 +14,10 @@ Optional members xlbench uses when present:
   cache (an encoder without one is never cached, since a stale vector would be silent);
 * ``describe() -> dict``: what the run record should say about the model (label, source, dim).
 * ``threads``: a settable attribute; xlbench sets the CPU thread count for the encoder.
+* ``texts_per_call``: how many texts one ``encode`` call should get at most (None: xlbench's
+  choice); an encoder that batches and overlaps work itself asks for large calls.
+* ``scoring_device``: a torch device (``"cuda:0"``) where the evaluation should score its vectors
+  (None: the host); the scores are exact either way, so the ranks are the same.
 """
 
 from __future__ import annotations
@@ -106,7 +110,8 @@ def encode_texts(
 ) -> np.ndarray:
     """Vectors for ``texts`` in order; each unique text is encoded at most once (and never if cached).
 
-    Texts are encoded longest first in batches of ``batch_size`` so padding stays small; new
+    Texts are encoded longest first in calls of ``batch_size`` (or the encoder's larger
+    ``texts_per_call``) so padding stays small; new
     vectors are flushed to the cache at least every ``flush_seconds`` (default
     ``$XLBENCH_CACHE_FLUSH_SECONDS`` or 20: what a killed process loses at most). ``on_progress(done,
     total)`` counts unique texts and may raise to stop (what was flushed stays cached).
@@ -147,6 +152,8 @@ def encode_texts(
             cache.append(keys[idx], vecs[idx])
         pending, last_flush = [], time.monotonic()
 
+    if len(order):
+        batch_size = max(batch_size, getattr(encoder, "texts_per_call", None) or 0)
     try:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]

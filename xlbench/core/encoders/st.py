@@ -19,7 +19,12 @@ from xlbench.errors import ModelError
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt")
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")  # encoding under autocast; fp16 only on CUDA
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # encoding under autocast; fp16 only on CUDA; auto: bf16 there if it can
+
+# Batches by length (an accelerator's path): padded tokens per forward pass, and texts tokenised at
+# a time ahead of the device (each group is cut into batches by length).
+TOKEN_BUDGET = 65536
+TOKENISE_GROUP = 2048
 
 
 def resolve_model(spec: str) -> tuple[str, dict]:
@@ -71,12 +76,16 @@ class SentenceTransformerEncoder:
         passage_prompt: str | None = None,
         exact_length_batches: bool | None = None,
         precision: str = "fp32",
+        token_budget: int | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ModelError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
         self.precision = precision
         self.model_spec = model
         self.exact_length_batches = exact_length_batches  # None: on for CPU, off for CUDA
+        if token_budget is not None and token_budget < 1:
+            raise ModelError(f"token_budget {token_budget}: padded tokens per forward pass must be at least 1")
+        self.token_budget = token_budget  # None: TOKEN_BUDGET on an accelerator, batch_size × max length on CPU
         self.device = device
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
@@ -103,6 +112,11 @@ class SentenceTransformerEncoder:
         except Exception as exc:  # the hub, a broken folder, a missing file: one line for a person
             where = "the hub (no network? set HF_HUB_OFFLINE=0 and check the id)" if "hub_id" in self._info else target
             raise ModelError(f"cannot load model {self.model_spec!r} from {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        if self.precision == "auto":  # settled once the device is known; describe() records the outcome
+            import torch
+
+            bf16 = model.device.type == "cuda" and torch.cuda.is_bf16_supported()
+            self.precision = "bf16" if bf16 else "fp32"
         if self.precision == "fp16" and model.device.type != "cuda":
             raise ModelError(f"precision fp16 needs a CUDA device (this model is on {model.device.type}); use bf16 or fp32")
         if self.max_seq_length:
@@ -132,13 +146,19 @@ class SentenceTransformerEncoder:
         of the texts it happened to be batched with (the cache, a per-pair evaluation and a resumed
         run all see identical vectors). With several threads the math library may split a batch's
         products differently for different batch sizes (seen under load), so the last bits can
-        move; evaluation ranks do not (the grid rule, core/scoring.py). On CUDA, where
-        large mixed batches matter more and kernels are not bitwise stable anyway, batching is
-        the usual length-sorted kind unless ``exact_length_batches=True``."""
+        move; evaluation ranks do not (the grid rule, core/scoring.py).
+
+        On CUDA (or with ``exact_length_batches=False``), where large batches matter and kernels
+        are not bitwise stable anyway, texts are tokenised ahead in a thread, ``TOKENISE_GROUP`` at
+        a time, cut into batches of similar length within ``token_budget`` padded tokens, copied
+        to the device without a host wait and pooled there; the host reads the vectors once per
+        call (see :mod:`xlbench.core.batching`)."""
         prompt = self._prompt(role) or ""
         model = self.model
         if not texts:
             return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
+        if not self._exact():
+            return _normalised(self._by_token_budget(texts, prompt))
 
         def encode(batch: list[str]) -> np.ndarray:
             if self.precision == "fp32":
@@ -149,21 +169,72 @@ class SentenceTransformerEncoder:
                     out = model.encode(batch, prompt=prompt, batch_size=self.batch_size, convert_to_tensor=True,
                                        normalize_embeddings=False, show_progress_bar=False)
                 raw = out.float().cpu().numpy().astype(np.float64)
-            # normalised in float64 (no BLAS call), then rounded once: one less per-CPU kernel in the vector
-            norms = np.sqrt((raw * raw).sum(axis=1, keepdims=True))
-            return (raw / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+            return _normalised(raw)
 
-        exact = self.exact_length_batches
-        if exact is None:
-            exact = model.device.type == "cpu"
-        if not exact:
-            return encode(texts)
         lengths = model.preprocess(texts, prompt=prompt or None)["attention_mask"].sum(dim=1).numpy()
         out = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
         for length in np.unique(lengths):
             idx = np.nonzero(lengths == length)[0]
             out[idx] = encode([texts[i] for i in idx])
         return out
+
+    def _exact(self) -> bool:
+        return self.model.device.type == "cpu" if self.exact_length_batches is None else self.exact_length_batches
+
+    @property
+    def texts_per_call(self) -> int | None:
+        """How many texts xlbench should hand to one ``encode`` call: many on the batched-by-length
+        path (each call ends with one read of the vectors by the host), the caller's choice else."""
+        return None if self._exact() else 4 * TOKENISE_GROUP
+
+    @property
+    def scoring_device(self) -> str | None:
+        """Where evaluation should score this encoder's vectors: its accelerator, if it has one."""
+        if self._model is not None:
+            device = self._model.device
+        else:  # every vector may come from the cache: the device the model would load on
+            import torch
+
+            device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return None if device.type == "cpu" else str(device)
+
+    def _budget(self) -> int:
+        if self.token_budget is not None:
+            return self.token_budget
+        if self.model.device.type == "cpu":
+            return self.batch_size * (self.model.max_seq_length or 512)
+        return TOKEN_BUDGET
+
+    def _by_token_budget(self, texts: list[str], prompt: str) -> np.ndarray:
+        """Raw (unnormalised) float64 vectors of ``texts`` through batches by length (see ``encode``)."""
+        import torch
+
+        from xlbench.core.batching import by_token_length, pinned, prefetched, take_rows, to_device, token_lengths
+
+        model = self.model
+        device = model.device
+        accelerator = device.type != "cpu"
+        side = getattr(getattr(model, "tokenizer", None), "padding_side", "right") or "right"
+        budget = self._budget()
+
+        def batches():
+            for lo in range(0, len(texts), TOKENISE_GROUP):
+                features = model.preprocess(texts[lo : lo + TOKENISE_GROUP], prompt=prompt or None)
+                for rows in by_token_length(token_lengths(features), budget):
+                    yield pinned({"rows": torch.as_tensor(lo + rows), **take_rows(features, rows, side)}, accelerator)
+
+        out = None
+        with prefetched(batches(), depth=3) as ready, torch.inference_mode(), self._autocast(device.type):
+            for features in ready:
+                features = to_device(features, device)
+                rows = features.pop("rows")
+                pooled = model(features)["sentence_embedding"]
+                if getattr(model, "truncate_dim", None):  # as model.encode does
+                    pooled = pooled[:, : model.truncate_dim]
+                if out is None:
+                    out = torch.empty((len(texts), pooled.shape[1]), dtype=torch.float32, device=device)
+                out[rows] = pooled.float()
+        return out.cpu().numpy().astype(np.float64)
 
     def _autocast(self, device_type: str):
         """bf16 / fp16 autocast around the forward pass (``precision``); fp32: nothing."""
@@ -200,6 +271,14 @@ class SentenceTransformerEncoder:
             "query_prompt": self._prompt("query"),
             "passage_prompt": self._prompt("passage"),
         }
+
+
+def _normalised(raw: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length in float64 (no BLAS call: one less per-CPU kernel in the vector),
+    then rounded to float32 once."""
+    raw = np.asarray(raw, dtype=np.float64)
+    norms = np.sqrt((raw * raw).sum(axis=1, keepdims=True))
+    return (raw / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def _position_limit(model) -> int | None:
