@@ -4,6 +4,8 @@ uninterrupted one."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,10 @@ def test_each_sampler_lowers_loss_and_improves_heldout_retrieval(store, tiny_mod
         assert a[family] > b[family] + 0.02, (family, b, a)
     model = store.models()[-1]
     assert model.name == f"run-{run.id}" and (training.run_dir(run.id) / "model" / "modules.json").exists()
+    speed = json.loads(store.get_run(run.id).env_json)["throughput"]  # after the first read: steps 2–300
+    assert speed["steps"] == 299 and speed["samples_per_s"] > 0 and speed["tflops"] > 0 and speed["mfu"] is None
+    assert any(e.message.startswith("throughput over the last 299 steps: ") and "TFLOP/s" in e.message
+               for e in store.events(run.id))
 
 
 class StopAt(Reporter):

@@ -13,6 +13,15 @@ checked before resuming; nothing in it is executable (safetensors, weights-only 
 
 Under ``torchrun`` the global batch is split across ranks, embeddings are all-gathered (with
 gradients) so every rank sees every negative, and only rank 0 reports or writes.
+
+On a CUDA device the loop keeps the device busy: the next batches are drawn and tokenised in a
+thread (:mod:`xlbench.core.batching`) and copied from page-locked memory without a host wait; each
+role's texts go through the encoder in ``length_buckets`` groups of similar length (each padded to
+its own longest, the embeddings put back in order: the same loss in exact arithmetic); the host
+reads losses and gradient norms every ``read_every`` steps (the live curve gets them in batches);
+AdamW is the fused kernel. Model FLOPs are counted per step (:mod:`xlbench.core.flops`) and
+:meth:`Trainer.utilisation` gives samples/s, TFLOP/s and the MFU. On CPU the defaults are one
+group and a read every step, so earlier runs' numbers stay bit for bit.
 """
 
 from __future__ import annotations
@@ -24,13 +33,15 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from xlbench.core import interrupts
+from xlbench.core.batching import equal_count_groups, pinned, prefetched, take_rows, token_lengths
+from xlbench.core.flops import encoder_shape, utilisation
 from xlbench.core.integrity import atomic_dir, manifest_for, read_manifest, verify, write_json_atomic
 from xlbench.core.progress import Reporter
 from xlbench.core.train_settings import TrainSettings
@@ -55,6 +66,53 @@ class StepLog:
     grad_norm: float
     samples_per_s: float
     batch_langs: str = ""
+    tokens: int = 0  # real tokens this process encoded in the step (0: the encoder does not say)
+    padded_tokens: int = 0  # the same with the padding its forward passes carried
+    flops: float | None = None  # model FLOPs of the step on this process (xlbench.core.flops)
+    seconds: float = 0.0  # the step's share of the wall time between two reads by the host
+
+
+@dataclass
+class _Tokenised:
+    """One role's texts tokenised for the device: one features dict per length bucket, and the
+    positions that put the buckets' rows back in the texts' order (None: one bucket, in order)."""
+
+    parts: list
+    inverse: object | None = None
+
+
+@dataclass
+class _Prepared:
+    """A batch ready for a step: its texts, this process's share tokenised (None when the cached
+    loss embeds in mini-batches), the same-text mask, the token counts, and the sampler's state
+    just after drawing it (what a checkpoint taken after this step must save)."""
+
+    batch: list
+    qs: list
+    ps: list
+    ns: list
+    tokenised: dict | None = None
+    same_text: object | None = None
+    tokens: int = 0
+    padded_tokens: int = 0
+    flops: float | None = None
+    sampler_state: dict | None = None
+
+
+@dataclass
+class _Pending:
+    """A finished step whose loss and gradient norm still sit on the device."""
+
+    step: int
+    loss: object
+    grad_norm: object
+    lr: float
+    samples: int
+    langs: str
+    started: float
+    tokens: int
+    padded_tokens: int
+    flops: float | None
 
 
 @dataclass
@@ -83,7 +141,8 @@ def info_nce(q, p, scale: float, same_text):
 
     scores = scale * q @ p.T
     if same_text is not None:
-        scores = scores.masked_fill(torch.as_tensor(same_text, device=scores.device), float("-inf"))
+        same_text = torch.as_tensor(same_text)
+        scores = scores.masked_fill(same_text.to(scores.device, non_blocking=same_text.is_pinned()), float("-inf"))
     return F.cross_entropy(scores, torch.arange(len(q), device=scores.device))
 
 
@@ -159,9 +218,20 @@ class Trainer:
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         decay = [p for p in self.params if p.ndim >= 2]
         no_decay = [p for p in self.params if p.ndim < 2]
+        # On CUDA: texts of a role in length buckets (less padding), the host reading losses every few
+        # steps (no wait on the device each step), the next batches tokenised in a thread, and the
+        # fused AdamW kernel. On CPU none of these pays, and the defaults keep earlier runs' numbers.
+        cuda = self.device.type == "cuda"
+        self.buckets = settings.length_buckets or (4 if cuda else 1)
+        self.read_every = settings.read_every or (10 if cuda else 1)
+        self.prefetch = cuda
+        self.pin = cuda
+        self.shape = encoder_shape(self.module)
+        self._tokenise_lock = threading.Lock()  # a fast tokenizer must not be entered from two threads
+        self._sampler_state: dict | None = None
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=settings.lr,
+            lr=settings.lr, **({"fused": True} if cuda else {}),
         )
         warm = max(0, settings.warmup_steps)
         total = max(1, settings.max_steps)
@@ -173,6 +243,7 @@ class Trainer:
         # an unused pooler, are both awkward for DistributedDataParallel's hooks).
         self.scaler = torch.amp.GradScaler("cuda") if settings.precision == "fp16" else None
         self.state = TrainState()
+        self.timing = {"steps": 0, "samples": 0, "seconds": 0.0, "flops": 0.0, "tokens": 0, "padded_tokens": 0}
 
     # --- batches ----------------------------------------------------------------------
 
@@ -187,11 +258,73 @@ class Trainer:
                 ns.append(n)
         return qs, ps, ns
 
-    def _embed(self, texts: list[str], role: str):
+    def _features(self, texts: list[str], role: str) -> dict:
+        with self._tokenise_lock:
+            return self.enc.features(texts, role)
+
+    def _embed_features(self, features: dict):
         torch = self.torch
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.s.precision)
         with torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None):
-            return self.enc.embed(self.enc.features(texts, role)).float()
+            return self.enc.embed(features).float()
+
+    def _embed(self, texts: list[str], role: str):
+        return self._embed_features(self._features(texts, role))
+
+    def _tokenise(self, texts: list[str], role: str) -> tuple[_Tokenised, np.ndarray | None, int]:
+        """``texts`` tokenised in ``self.buckets`` groups of similar length; with their token
+        lengths and the padded tokens the forward passes will carry (None / 0 when the encoder's
+        features have no attention mask: an encoder plugin's own inputs go in one pass)."""
+        torch = self.torch
+        features = self._features(texts, role)
+        mask = features.get("attention_mask") if isinstance(features, Mapping) else None
+        if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
+            return _Tokenised([features]), None, 0
+        lengths = token_lengths(features)
+        if self.buckets == 1 or len(texts) < 2:
+            return _Tokenised([pinned(features, self.pin)]), lengths, mask.numel()
+        side = getattr(getattr(self.module, "tokenizer", None), "padding_side", "right") or "right"
+        groups = equal_count_groups(lengths, self.buckets)
+        parts = [pinned(take_rows(features, rows, side), self.pin) for rows in groups]
+        inverse = np.empty(len(texts), dtype=np.int64)
+        inverse[np.concatenate(groups)] = np.arange(len(texts))
+        padded = sum(part["attention_mask"].numel() for part in parts)
+        return _Tokenised(parts, pinned({"i": torch.from_numpy(inverse)}, self.pin)["i"]), lengths, padded
+
+    def _embed_tokenised(self, tokenised: _Tokenised):
+        outs = [self._embed_features(part) for part in tokenised.parts]
+        if tokenised.inverse is None:
+            return outs[0]
+        inverse = tokenised.inverse.to(outs[0].device, non_blocking=tokenised.inverse.is_pinned())
+        return self.torch.cat(outs)[inverse]
+
+    def _prepare(self, batch, corpus) -> _Prepared:
+        """Texts of a batch and, unless the cached loss will embed them in mini-batches, this
+        process's share tokenised for the device (see :meth:`_tokenise`)."""
+        qs, ps, ns = self._texts(batch, corpus)
+        prepared = _Prepared(batch, qs, ps, ns)
+        if self.s.mini_batch and self.s.mini_batch < len(qs):
+            return prepared
+        return self._tokenise_batch(prepared)
+
+    def _tokenise_batch(self, prepared: _Prepared) -> _Prepared:
+        qs, ps, ns = prepared.qs, prepared.ps, prepared.ns
+        tokenised, lengths = {}, []
+        for key, texts, role in (("q", qs, "query"), ("p", ps, "passage"), ("n", ns, "passage")):
+            if texts:
+                tokenised[key], lens, padded = self._tokenise(self._local(texts), role)
+                prepared.padded_tokens += padded
+                if lens is not None:
+                    lengths.append(lens)
+        prepared.tokenised = tokenised
+        mask = _same_text_mask(ps, ps + ns)
+        if mask is not None:
+            prepared.same_text = pinned({"m": self.torch.from_numpy(mask)}, self.pin)["m"]
+        if lengths:
+            lengths = np.concatenate(lengths)
+            prepared.tokens = int(lengths.sum())
+            prepared.flops = self.shape.training_flops(lengths) if self.shape else None
+        return prepared
 
     def _gather(self, x):
         if self.world == 1:
@@ -206,17 +339,19 @@ class Trainer:
         per = math.ceil(n / self.world)
         return items[self.rank * per : (self.rank + 1) * per]
 
-    def batch_loss(self, qs: list[str], ps: list[str], ns: list[str]):
-        """Loss of one global batch with gradients flowing to this rank's share."""
-        columns = ps + ns
-        mask = _same_text_mask(ps, columns)
-        q = self._gather(self._embed(self._local(qs), "query"))
-        p = self._gather(self._embed(self._local(ps), "passage"))
+    def batch_loss(self, qs: list[str], ps: list[str], ns: list[str], prepared: _Prepared | None = None):
+        """Loss of one global batch with gradients flowing to this rank's share (tokenised now
+        unless ``prepared`` carries it)."""
+        if prepared is None or prepared.tokenised is None:
+            prepared = self._tokenise_batch(_Prepared([], qs, ps, ns))
+        parts = prepared.tokenised
+        q = self._gather(self._embed_tokenised(parts["q"]))
+        p = self._gather(self._embed_tokenised(parts["p"]))
         if ns:
-            p = self.torch.cat([p, self._gather(self._embed(self._local(ns), "passage"))], dim=0)
-        return info_nce(q, p, self.s.scale, mask)
+            p = self.torch.cat([p, self._gather(self._embed_tokenised(parts["n"]))], dim=0)
+        return info_nce(q, p, self.s.scale, prepared.same_text)
 
-    def cached_step(self, qs: list[str], ps: list[str], ns: list[str]) -> float:
+    def cached_step(self, qs: list[str], ps: list[str], ns: list[str]):
         """GradCache: embed without graph, take the loss gradient w.r.t. the embeddings, then replay
         each mini-batch with its saved RNG state and push that gradient through it."""
         torch = self.torch
@@ -236,7 +371,7 @@ class Trainer:
             self._set_rng_state(state)
             self._embed(texts, role).backward(grad)
         self._set_rng_state(after)
-        return float(loss.detach())
+        return loss.detach()
 
     def _average_gradients(self, bucket_bytes: int = 32 * 2**20) -> None:
         """All-reduce (mean) every gradient across ranks, in flat buckets."""
@@ -274,25 +409,30 @@ class Trainer:
     # --- the loop ---------------------------------------------------------------------
 
     def step(self, batch) -> StepLog:
+        """One optimisation step on ``batch``, its loss read at once (the loop reads in batches)."""
+        logs, error = self._read([self._run(self._prepare(batch, self.corpus))])
+        if error:
+            raise error
+        return logs[0]
+
+    def _run(self, prepared: _Prepared) -> _Pending:
+        """One optimisation step; the loss and gradient norm stay on the device (see :meth:`_read`)."""
         torch = self.torch
         t0 = time.perf_counter()
         self.module.train()
-        qs, ps, ns = self._texts(batch, self.corpus)
+        qs, ps, ns = prepared.qs, prepared.ps, prepared.ns
         self.optimizer.zero_grad(set_to_none=True)
-        if self.s.mini_batch and self.s.mini_batch < len(qs):
-            loss_value = self.cached_step(qs, ps, ns)
+        if prepared.tokenised is None:
+            loss = self.cached_step(qs, ps, ns)
         else:
-            loss = self.batch_loss(qs, ps, ns)
+            loss = self.batch_loss(qs, ps, ns, prepared)
             (self.scaler.scale(loss) if self.scaler else loss).backward()
-            loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise TrainingError(f"training diverged at step {self.state.step + 1}: the loss is {loss_value} "
-                                f"(lr {self.optimizer.param_groups[0]['lr']:.3g}); lower train.lr or add train.warmup_steps")
+            loss = loss.detach()
         if self.world > 1:
             self._average_gradients()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.s.grad_clip if self.s.grad_clip > 0 else float("inf")))
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.s.grad_clip if self.s.grad_clip > 0 else float("inf"))
         lr = self.optimizer.param_groups[0]["lr"]
         if self.scaler:
             self.scaler.step(self.optimizer)
@@ -301,9 +441,50 @@ class Trainer:
             self.optimizer.step()
         self.scheduler.step()
         self.state.step += 1
-        langs = sorted({f"{q}-{p}" for _, q, p in batch})
-        return StepLog(self.state.step, loss_value, lr, grad_norm, len(batch) / (time.perf_counter() - t0),
-                       ",".join(langs[:6]) + ("…" if len(langs) > 6 else ""))
+        langs = sorted({f"{q}-{p}" for _, q, p in prepared.batch})
+        return _Pending(self.state.step, loss, grad_norm, lr, len(prepared.batch),
+                        ",".join(langs[:6]) + ("…" if len(langs) > 6 else ""), t0, prepared.tokens,
+                        prepared.padded_tokens, prepared.flops)
+
+    def _read(self, pending: list[_Pending]) -> tuple[list[StepLog], TrainingError | None]:
+        """Read the pending steps' losses and gradient norms in one transfer; samples/s is the
+        window's (from the first pending step's start to now). The logs stop before the first
+        non-finite loss, which comes back as the error that fails the run, naming its step."""
+        torch = self.torch
+        values = torch.stack([torch.stack([torch.as_tensor(p.loss, dtype=torch.float32).reshape(()),
+                                           torch.as_tensor(p.grad_norm, dtype=torch.float32).reshape(()).to(p.loss.device)])
+                              for p in pending]).tolist()
+        seconds = time.perf_counter() - pending[0].started
+        rate = sum(p.samples for p in pending) / seconds if seconds > 0 else 0.0
+        logs = []
+        for p, (loss, grad_norm) in zip(pending, values):
+            if not math.isfinite(loss):
+                return logs, TrainingError(f"training diverged at step {p.step}: the loss is {loss} "
+                                           f"(lr {p.lr:.3g}); lower train.lr or add train.warmup_steps")
+            logs.append(StepLog(p.step, loss, p.lr, grad_norm, rate, p.langs, p.tokens, p.padded_tokens, p.flops,
+                                seconds / len(pending)))
+        return logs, None
+
+    def _batches(self):
+        """Batches from the sampler, prepared, each with the sampler's state just after it."""
+        for batch in self.sampler:
+            state = json.loads(json.dumps(self.sampler.state()))  # a snapshot, whatever the sampler returns
+            prepared = self._prepare(batch, self.corpus)
+            prepared.sampler_state = state
+            yield prepared
+
+    def utilisation(self, device_name: str | None = None) -> dict | None:
+        """Throughput after the first read (start-up left out): samples/s, model TFLOP/s, the MFU
+        where the device's peak is known, and the share of padded tokens. None before two reads."""
+        t = self.timing
+        if not t["seconds"] or not t["steps"]:
+            return None
+        out = {"steps": t["steps"], "samples_per_s": t["samples"] / t["seconds"],
+               "padding": 1 - t["tokens"] / t["padded_tokens"] if t["padded_tokens"] else None}
+        if t["flops"]:
+            name = device_name or (self.torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu")
+            out.update(utilisation(t["flops"], t["seconds"], name, self.s.precision))
+        return out
 
     def validate(self) -> float | None:
         if self.val_corpus is None or self.val_sampler_factory is None:
@@ -314,8 +495,8 @@ class Trainer:
         losses = []
         with torch.no_grad():
             for _, batch in zip(range(self.s.val_batches), sampler):
-                qs, ps, ns = self._texts(batch, self.val_corpus)
-                losses.append(float(self.batch_loss(qs, ps, ns)))
+                prepared = self._prepare(batch, self.val_corpus)
+                losses.append(float(self.batch_loss(prepared.qs, prepared.ps, prepared.ns, prepared)))
         if losses and not all(math.isfinite(v) for v in losses):
             raise TrainingError(f"training diverged at step {self.state.step}: the validation loss is not finite")
         return float(np.mean(losses)) if losses else None
@@ -329,25 +510,63 @@ class Trainer:
             self.load_checkpoint(resume_from, verified=verified)
         else:
             torch.manual_seed(self.s.seed)
-        batches = iter(self.sampler)
+        self._sampler_state = None
+        source = prefetched(self._batches(), depth=2) if self.prefetch else self._batches()
         self.reporter.phase("training", self.s.max_steps)
         self.reporter.advance(self.state.step, self.s.max_steps)
-        with _deferred_interrupts() as interrupted:
-            while self.state.step < self.s.max_steps:
-                if interrupted() or self._stop_requested():
-                    self.save_checkpoint()
-                    raise Cancelled(f"training stopped at step {self.state.step} with a checkpoint saved; "
-                                    "`xlbench run --resume RUN_ID` continues it")
-                log = self.step(next(batches))
-                self.reporter.status(loss=log.loss)
-                if self.rank == 0 and self.on_step:
+        pending: list[_Pending] = []
+        first_read = True
+
+        def read() -> None:
+            nonlocal first_read
+            logs, error = self._read(pending)
+            pending.clear()
+            if not first_read:  # the first window carries start-up: left out of the throughput
+                for log in logs:
+                    self._count(log)
+            first_read = False
+            if logs:
+                self.reporter.status(loss=logs[-1].loss)
+            if self.rank == 0 and self.on_step:
+                for log in logs:
                     self.on_step(log)
-                if self.s.val_every and self.state.step % self.s.val_every == 0 and self._validate_and_maybe_stop():
-                    break
-                if self.s.checkpoint_every and self.state.step % self.s.checkpoint_every == 0:
-                    self.save_checkpoint()
-                self.reporter.advance(self.state.step, self.s.max_steps)
+            if error:
+                raise error
+
+        try:
+            with _deferred_interrupts() as interrupted:
+                while self.state.step < self.s.max_steps:
+                    # stops are checked between reads, at the same steps on every rank
+                    if not pending and (interrupted() or self._stop_requested()):
+                        self.save_checkpoint()
+                        raise Cancelled(f"training stopped at step {self.state.step} with a checkpoint saved; "
+                                        "`xlbench run --resume RUN_ID` continues it")
+                    prepared = next(source)
+                    self._sampler_state = prepared.sampler_state
+                    pending.append(self._run(prepared))
+                    step = self.state.step
+                    validating = bool(self.s.val_every and step % self.s.val_every == 0)
+                    checkpointing = bool(self.s.checkpoint_every and step % self.s.checkpoint_every == 0)
+                    if len(pending) >= self.read_every or validating or checkpointing or step >= self.s.max_steps:
+                        read()
+                    if validating and self._validate_and_maybe_stop():
+                        break
+                    if checkpointing:
+                        self.save_checkpoint()
+                    self.reporter.advance(step, self.s.max_steps)
+        finally:
+            if isinstance(source, prefetched):
+                source.close()
         return self.state
+
+    def _count(self, log: StepLog) -> None:
+        t = self.timing
+        t["steps"] += 1
+        t["samples"] += self.s.batch_size
+        t["seconds"] += log.seconds
+        t["flops"] += log.flops or 0.0
+        t["tokens"] += log.tokens
+        t["padded_tokens"] += log.padded_tokens
 
     def _stop_requested(self) -> bool:
         """A cancel seen by any rank stops every rank at the same step (rank 0 then reports it)."""
@@ -395,7 +614,9 @@ class Trainer:
             torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                         "rng": self._rng_state(),
                         "scaler": self.scaler.state_dict() if self.scaler else None}, d / "optimizer.pt")
-            (d / "sampler.json").write_text(json.dumps(self.sampler.state()))
+            # the state after the last batch trained on (a prefetching thread may have drawn more)
+            sampler_state = self._sampler_state if self._sampler_state is not None else self.sampler.state()
+            (d / "sampler.json").write_text(json.dumps(sampler_state))
             (d / "trainer.json").write_text(json.dumps({**asdict(self.state), "settings": self.s.model_dump()}))
             write_json_atomic(d / CHECKPOINT_MANIFEST, manifest_for(sorted(d.iterdir()), CHECKPOINT_FORMAT, step=step))
 
@@ -426,6 +647,7 @@ class Trainer:
         if self.scaler and opt.get("scaler"):
             self.scaler.load_state_dict(opt["scaler"])
         self.sampler.restore(json.loads((path / "sampler.json").read_text()))
+        self._sampler_state = None
         saved = json.loads((path / "trainer.json").read_text())
         saved.pop("settings", None)
         self.state = TrainState(**saved)

@@ -6,6 +6,8 @@ An encoder that can be fine-tuned adds ``trainable() -> TrainableEncoder`` to th
 * ``module``: the ``torch.nn.Module`` whose parameters are optimised (under torchrun the trainer
   averages its gradients across ranks itself, so no wrapper is involved);
 * ``features(texts, role)``: tokenised inputs (CPU tensors), prompts applied as ``encode`` would;
+  with a 2-D ``attention_mask`` among them, the trainer may split a batch's texts into groups of
+  similar length (``train.length_buckets``) and reports model FLOPs;
 * ``embed(features)``: embeddings with gradients, exactly as ``encode`` computes them;
 * ``save(folder)``: a folder that the same encoder loads again (and ``describe()`` can label).
 """
@@ -38,11 +40,9 @@ class SentenceTransformerTrainable:
         return self.module.preprocess(texts, prompt=self.prompts.get(role) or None)
 
     def embed(self, features: dict):
-        import torch
+        from xlbench.core.batching import to_device
 
-        device = next(self.module.parameters()).device
-        batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
-        return self.module(batch)["sentence_embedding"]
+        return self.module(to_device(features, next(self.module.parameters()).device))["sentence_embedding"]
 
     def save(self, folder: Path) -> None:
         self.module.save(str(folder))

@@ -199,6 +199,10 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
         points.flush()
     final = directory / "model"
     if lead:
+        speed = trainer.utilisation()
+        if speed:
+            store.update_env(run_id, throughput=speed)
+            reporter.event(throughput_line(speed, trainer))
         best = directory / "best"
         if best.exists() and state.best_step:
             trainable.module.load_state_dict(_load_best(best, trainable))
@@ -226,6 +230,19 @@ def run(store, run_id: int, prepared: PreparedTrain, reporter: Reporter, *, resu
     evaluation.run(store, run_id, after, reporter, register_as=f"run-{run_id}", dist=dist)
     if lead:
         write_model_card(store, run_id, final, reporter)
+
+
+def throughput_line(speed: dict, trainer) -> str:
+    """One event line: samples/s after start-up, model TFLOP/s, MFU where the card's peak is known."""
+    line = f"throughput over the last {speed['steps']} steps: {speed['samples_per_s']:.1f} samples/s"
+    if speed.get("tflops") is not None:
+        line += f"; model FLOPs {speed['tflops']:.3g} TFLOP/s"
+        if speed.get("mfu") is not None:
+            line += (f", MFU {100 * speed['mfu']:.1f} % of the {speed['peak_tflops']:.0f} TFLOP/s {trainer.s.precision} "
+                     "peak of this card")
+    if speed.get("padding") is not None:
+        line += f"; padding {100 * speed['padding']:.0f} % of the tokens encoded"
+    return line
 
 
 def evaluate_before(store, run_id: int, prepared: PreparedTrain, reporter: Reporter) -> None:
