@@ -134,3 +134,15 @@ def test_the_trainer_reports_its_throughput(tiny_model, corpus, tmp_path):
     expected = sum(log.flops for log in logs[2:]) / sum(log.seconds for log in logs[2:]) / 1e12
     assert math.isclose(u["tflops"], expected, rel_tol=1e-9)
     assert 0 <= u["padding"] < 1
+
+
+@pytest.mark.slow
+def test_a_compiled_encoder_trains_like_the_plain_one_and_saves_the_same_names(tiny_model, corpus, tmp_path):
+    plain, plain_logs = make_trainer(tiny_model, corpus, tmp_path / "a", dropout=False, max_steps=3)
+    plain.train()
+    compiled, compiled_logs = make_trainer(tiny_model, corpus, tmp_path / "b", dropout=False, max_steps=3, compile=True,
+                                           checkpoint_every=3)
+    compiled.train()
+    np.testing.assert_allclose([log.loss for log in compiled_logs], [log.loss for log in plain_logs], rtol=1e-4)
+    assert compiled.module.state_dict().keys() == plain.module.state_dict().keys()
+    assert (tmp_path / "b" / "checkpoints" / "step-00000003" / "model.safetensors").exists()

@@ -215,6 +215,8 @@ class Trainer:
             for name, param in self.module.named_parameters():
                 if "word_embeddings" in name:
                     param.requires_grad_(False)
+        if settings.compile:
+            self._compile()
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         decay = [p for p in self.params if p.ndim >= 2]
         no_decay = [p for p in self.params if p.ndim < 2]
@@ -244,6 +246,17 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if settings.precision == "fp16" else None
         self.state = TrainState()
         self.timing = {"steps": 0, "samples": 0, "seconds": 0.0, "flops": 0.0, "tokens": 0, "padded_tokens": 0}
+
+    def _compile(self) -> None:
+        """``torch.compile`` the transformer inside the encoder (its ``forward`` only, so the
+        weights keep their names in checkpoints and saved models); dynamic shapes, since batches
+        are padded to their own longest text."""
+        torch = self.torch
+        try:
+            target = self.module[0].auto_model  # sentence-transformers: the first module wraps the transformer
+        except (TypeError, IndexError, KeyError, AttributeError):
+            target = self.module
+        target.forward = torch.compile(target.forward, dynamic=True)
 
     # --- batches ----------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ class TrainSettings(BaseModel):
     # 1 and 1 on CPU (the numbers earlier runs got), 4 and 10 on CUDA.
     length_buckets: int | None = Field(None, ge=1, le=64)  # forward passes per role, texts grouped by token length
     read_every: int | None = Field(None, ge=1, le=1000)  # steps between reads of loss and gradient norm by the host
+    compile: bool = False  # torch.compile the encoder's transformer (dynamic shapes; minutes of start-up, on any device)
 
     @field_validator("precision")
     @classmethod
