@@ -39,7 +39,7 @@ def eval_cmd(
     split: Annotated[Optional[str], typer.Option("--split", help="Qrels split of ad-hoc collections (default: the dataset's own, test for beir, dev for miracl).")] = None,
     candidate_text: Annotated[str, typer.Option("--candidate-text", help="LAReQA candidate text: 'sentence+context' (paper) or 'sentence'.")] = "sentence+context",
     max_seq_length: Annotated[Optional[int], typer.Option("--max-seq-length", help="Truncate inputs to this many tokens (default: the model's).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per forward pass of the built-in encoder.")] = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per forward pass of the built-in encoder on a CPU (on a GPU it batches by token budget: --encoder-option token_budget=N, default 65536).")] = 16,
     precision: Annotated[str, typer.Option("--precision", help="Built-in encoder's forward pass: fp32, or bf16 / fp16 autocast (on a GPU; fp16 needs CUDA); auto: bf16 on a CUDA device that has it, else fp32. Changes the vectors, so they are cached apart.")] = "fp32",
     threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch and faiss (1 is fastest on a shared machine).")] = 1,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the on-disk embedding cache.")] = False,
