@@ -217,23 +217,24 @@ class SentenceTransformerEncoder:
         side = getattr(getattr(model, "tokenizer", None), "padding_side", "right") or "right"
         budget = self._budget()
 
-        def batches():
+        def groups():  # a whole group's batches at a time, so the next group is tokenised while these run
             for lo in range(0, len(texts), TOKENISE_GROUP):
                 features = model.preprocess(texts[lo : lo + TOKENISE_GROUP], prompt=prompt or None)
-                for rows in by_token_length(token_lengths(features), budget):
-                    yield pinned({"rows": torch.as_tensor(lo + rows), **take_rows(features, rows, side)}, accelerator)
+                yield [pinned({"rows": torch.as_tensor(lo + rows), **take_rows(features, rows, side)}, accelerator)
+                       for rows in by_token_length(token_lengths(features), budget)]
 
         out = None
-        with prefetched(batches(), depth=3) as ready, torch.inference_mode(), self._autocast(device.type):
-            for features in ready:
-                features = to_device(features, device)
-                rows = features.pop("rows")
-                pooled = model(features)["sentence_embedding"]
-                if getattr(model, "truncate_dim", None):  # as model.encode does
-                    pooled = pooled[:, : model.truncate_dim]
-                if out is None:
-                    out = torch.empty((len(texts), pooled.shape[1]), dtype=torch.float32, device=device)
-                out[rows] = pooled.float()
+        with prefetched(groups(), depth=2) as ready, torch.inference_mode(), self._autocast(device.type):
+            for group in ready:
+                for features in group:
+                    features = to_device(features, device)
+                    rows = features.pop("rows")
+                    pooled = model(features)["sentence_embedding"]
+                    if getattr(model, "truncate_dim", None):  # as model.encode does
+                        pooled = pooled[:, : model.truncate_dim]
+                    if out is None:
+                        out = torch.empty((len(texts), pooled.shape[1]), dtype=torch.float32, device=device)
+                    out[rows] = pooled.float()
         return out.cpu().numpy().astype(np.float64)
 
     def _autocast(self, device_type: str):
