@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 record = {"what": "train", "arm": arm, "samples_per_s": round(rate, 1), "timed_seconds": round(seconds, 2),
                           "model_tflops": round(use["tflops"], 2), "mfu": None if use["mfu"] is None else round(use["mfu"], 4),
                           "padding": round(1 - sum(log.tokens for log in timed) / max(1, sum(log.padded_tokens for log in timed)), 3),
-                          "buckets": trainer.buckets, "read_every": trainer.read_every, "prefetch": trainer.prefetch,
+                          "buckets": trainer.batches.buckets, "read_every": trainer.read_every, "prefetch": trainer.prefetch,
                           "loss_first": round(losses[0], 4), "loss_last": round(losses[-1], 4),
                           "loss_windows": [round(v, 4) for v in windows[arm]]}
                 mfu[arm] = use["mfu"]

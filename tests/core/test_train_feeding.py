@@ -46,7 +46,7 @@ def make_trainer(tiny_model, corpus, run_dir: Path, *, dropout: bool = True, pre
 
 def test_cpu_defaults_are_one_bucket_every_step_read_no_thread(tiny_model, corpus, tmp_path):
     trainer, _ = make_trainer(tiny_model, corpus, tmp_path)
-    assert (trainer.buckets, trainer.read_every, trainer.prefetch) == (1, 1, False)
+    assert (trainer.batches.buckets, trainer.read_every, trainer.prefetch) == (1, 1, False)
     assert "fused" not in trainer.optimizer.defaults or not trainer.optimizer.defaults["fused"]
 
 

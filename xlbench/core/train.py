@@ -33,17 +33,18 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from xlbench.core import interrupts
-from xlbench.core.batching import equal_count_groups, pinned, prefetched, take_rows, token_lengths
-from xlbench.core.flops import encoder_shape, utilisation
+from xlbench.core.batching import prefetched
+from xlbench.core.flops import utilisation
 from xlbench.core.integrity import atomic_dir, manifest_for, read_manifest, verify, write_json_atomic
 from xlbench.core.progress import Reporter
+from xlbench.core.train_batches import BatchPreparer, PreparedBatch, Tokenised, same_text_mask
 from xlbench.core.train_settings import TrainSettings
 from xlbench.errors import Cancelled, ConfigError, TrainingError
 
@@ -70,33 +71,6 @@ class StepLog:
     padded_tokens: int = 0  # the same with the padding its forward passes carried
     flops: float | None = None  # model FLOPs of the step on this process (xlbench.core.flops)
     seconds: float = 0.0  # the step's share of the wall time between two reads by the host
-
-
-@dataclass
-class _Tokenised:
-    """One role's texts tokenised for the device: one features dict per length bucket, and the
-    positions that put the buckets' rows back in the texts' order (None: one bucket, in order)."""
-
-    parts: list
-    inverse: object | None = None
-
-
-@dataclass
-class _Prepared:
-    """A batch ready for a step: its texts, this process's share tokenised (None when the cached
-    loss embeds in mini-batches), the same-text mask, the token counts, and the sampler's state
-    just after drawing it (what a checkpoint taken after this step must save)."""
-
-    batch: list
-    qs: list
-    ps: list
-    ns: list
-    tokenised: dict | None = None
-    same_text: object | None = None
-    tokens: int = 0
-    padded_tokens: int = 0
-    flops: float | None = None
-    sampler_state: dict | None = None
 
 
 @dataclass
@@ -146,18 +120,6 @@ def info_nce(q, p, scale: float, same_text):
     return F.cross_entropy(scores, torch.arange(len(q), device=scores.device))
 
 
-def _same_text_mask(positives: list[str], columns: list[str]) -> np.ndarray | None:
-    mask = np.zeros((len(positives), len(columns)), dtype=bool)
-    index: dict[str, list[int]] = {}
-    for j, text in enumerate(columns):
-        index.setdefault(text, []).append(j)
-    for i, text in enumerate(positives):
-        for j in index.get(text, ()):
-            if j != i:
-                mask[i, j] = True
-    return mask if mask.any() else None
-
-
 @contextlib.contextmanager
 def _deferred_interrupts():
     """Turn the first SIGINT/SIGTERM/SIGUSR1 into a flag checked between steps (so no optimizer
@@ -200,9 +162,6 @@ class Trainer:
         self.before_write = before_write or (lambda: None)
         self.should_stop = should_stop or (lambda: False)
         self.rank, self.world = dist_info()
-        # (group id → row, language → column) of each corpus, built once: batches name groups by id
-        self.indexes = {id(c): ({g: i for i, g in enumerate(c.group_ids)}, {lang: i for i, lang in enumerate(c.languages)})
-                        for c in (corpus, val_corpus) if c is not None}
         self.module = trainable.module
         self.device = next(self.module.parameters()).device
         if settings.precision != "fp32" and self.device.type != "cuda":
@@ -224,12 +183,11 @@ class Trainer:
         # steps (no wait on the device each step), the next batches tokenised in a thread, and the
         # fused AdamW kernel. On CPU none of these pays, and the defaults keep earlier runs' numbers.
         cuda = self.device.type == "cuda"
-        self.buckets = settings.length_buckets or (4 if cuda else 1)
+        self.batches = BatchPreparer(trainable, [c for c in (corpus, val_corpus) if c is not None],
+                                     buckets=settings.length_buckets or (4 if cuda else 1), pin=cuda,
+                                     hard_negatives=settings.hard_negatives, local=self._local)
         self.read_every = settings.read_every or (10 if cuda else 1)
         self.prefetch = cuda
-        self.pin = cuda
-        self.shape = encoder_shape(self.module)
-        self._tokenise_lock = threading.Lock()  # a fast tokenizer must not be entered from two threads
         self._sampler_state: dict | None = None
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -260,21 +218,6 @@ class Trainer:
 
     # --- batches ----------------------------------------------------------------------
 
-    def _texts(self, batch, corpus) -> tuple[list[str], list[str], list[str]]:
-        gi, li = self.indexes[id(corpus)]
-        qs, ps, ns = [], [], []
-        for gid, ql, pl in batch:
-            q, p, n = corpus.pair(gi[gid], li[ql], li[pl])
-            qs.append(q)
-            ps.append(p)
-            if n is not None and self.s.hard_negatives:
-                ns.append(n)
-        return qs, ps, ns
-
-    def _features(self, texts: list[str], role: str) -> dict:
-        with self._tokenise_lock:
-            return self.enc.features(texts, role)
-
     def _embed_features(self, features: dict):
         torch = self.torch
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.s.precision)
@@ -282,62 +225,17 @@ class Trainer:
             return self.enc.embed(features).float()
 
     def _embed(self, texts: list[str], role: str):
-        return self._embed_features(self._features(texts, role))
+        return self._embed_features(self.batches.features(texts, role))
 
-    def _tokenise(self, texts: list[str], role: str) -> tuple[_Tokenised, np.ndarray | None, int]:
-        """``texts`` tokenised in ``self.buckets`` groups of similar length; with their token
-        lengths and the padded tokens the forward passes will carry (None / 0 when the encoder's
-        features have no attention mask: an encoder plugin's own inputs go in one pass)."""
-        torch = self.torch
-        features = self._features(texts, role)
-        mask = features.get("attention_mask") if isinstance(features, Mapping) else None
-        if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
-            return _Tokenised([features]), None, 0
-        lengths = token_lengths(features)
-        if self.buckets == 1 or len(texts) < 2:
-            return _Tokenised([pinned(features, self.pin)]), lengths, mask.numel()
-        side = getattr(getattr(self.module, "tokenizer", None), "padding_side", "right") or "right"
-        groups = equal_count_groups(lengths, self.buckets)
-        parts = [pinned(take_rows(features, rows, side), self.pin) for rows in groups]
-        inverse = np.empty(len(texts), dtype=np.int64)
-        inverse[np.concatenate(groups)] = np.arange(len(texts))
-        padded = sum(part["attention_mask"].numel() for part in parts)
-        return _Tokenised(parts, pinned({"i": torch.from_numpy(inverse)}, self.pin)["i"]), lengths, padded
-
-    def _embed_tokenised(self, tokenised: _Tokenised):
+    def _embed_tokenised(self, tokenised: Tokenised):
         outs = [self._embed_features(part) for part in tokenised.parts]
         if tokenised.inverse is None:
             return outs[0]
         inverse = tokenised.inverse.to(outs[0].device, non_blocking=tokenised.inverse.is_pinned())
         return self.torch.cat(outs)[inverse]
 
-    def _prepare(self, batch, corpus) -> _Prepared:
-        """Texts of a batch and, unless the cached loss will embed them in mini-batches, this
-        process's share tokenised for the device (see :meth:`_tokenise`)."""
-        qs, ps, ns = self._texts(batch, corpus)
-        prepared = _Prepared(batch, qs, ps, ns)
-        if self.s.mini_batch and self.s.mini_batch < len(qs):
-            return prepared
-        return self._tokenise_batch(prepared)
-
-    def _tokenise_batch(self, prepared: _Prepared) -> _Prepared:
-        qs, ps, ns = prepared.qs, prepared.ps, prepared.ns
-        tokenised, lengths = {}, []
-        for key, texts, role in (("q", qs, "query"), ("p", ps, "passage"), ("n", ns, "passage")):
-            if texts:
-                tokenised[key], lens, padded = self._tokenise(self._local(texts), role)
-                prepared.padded_tokens += padded
-                if lens is not None:
-                    lengths.append(lens)
-        prepared.tokenised = tokenised
-        mask = _same_text_mask(ps, ps + ns)
-        if mask is not None:
-            prepared.same_text = pinned({"m": self.torch.from_numpy(mask)}, self.pin)["m"]
-        if lengths:
-            lengths = np.concatenate(lengths)
-            prepared.tokens = int(lengths.sum())
-            prepared.flops = self.shape.training_flops(lengths) if self.shape else None
-        return prepared
+    def _prepare(self, batch, corpus) -> PreparedBatch:
+        return self.batches.prepare(batch, corpus, tokenise=not (self.s.mini_batch and self.s.mini_batch < len(batch)))
 
     def _gather(self, x):
         if self.world == 1:
@@ -352,11 +250,11 @@ class Trainer:
         per = math.ceil(n / self.world)
         return items[self.rank * per : (self.rank + 1) * per]
 
-    def batch_loss(self, qs: list[str], ps: list[str], ns: list[str], prepared: _Prepared | None = None):
+    def batch_loss(self, qs: list[str], ps: list[str], ns: list[str], prepared: PreparedBatch | None = None):
         """Loss of one global batch with gradients flowing to this rank's share (tokenised now
         unless ``prepared`` carries it)."""
         if prepared is None or prepared.tokenised is None:
-            prepared = self._tokenise_batch(_Prepared([], qs, ps, ns))
+            prepared = self.batches.tokenise_batch(PreparedBatch([], qs, ps, ns))
         parts = prepared.tokenised
         q = self._gather(self._embed_tokenised(parts["q"]))
         p = self._gather(self._embed_tokenised(parts["p"]))
@@ -376,7 +274,7 @@ class Trainer:
                 states.append(self._rng_state())
                 embs.append(self._embed(texts, role))
         flat = torch.cat(embs).requires_grad_(True)
-        loss = info_nce(flat[: len(qs)], flat[len(qs):], self.s.scale, _same_text_mask(ps, ps + ns))
+        loss = info_nce(flat[: len(qs)], flat[len(qs):], self.s.scale, same_text_mask(ps, ps + ns))
         loss.backward()
         grads = flat.grad.split([len(e) for e in embs])
         after = self._rng_state()
@@ -428,7 +326,7 @@ class Trainer:
             raise error
         return logs[0]
 
-    def _run(self, prepared: _Prepared) -> _Pending:
+    def _run(self, prepared: PreparedBatch) -> _Pending:
         """One optimisation step; the loss and gradient norm stay on the device (see :meth:`_read`)."""
         torch = self.torch
         t0 = time.perf_counter()
