@@ -181,7 +181,8 @@ class Trainer:
         no_decay = [p for p in self.params if p.ndim < 2]
         # On CUDA: texts of a role in length buckets (less padding), the host reading losses every few
         # steps (no wait on the device each step), the next batches tokenised in a thread, and the
-        # fused AdamW kernel. On CPU none of these pays, and the defaults keep earlier runs' numbers.
+        # fused AdamW kernel. On CPU the defaults keep earlier runs' numbers bit for bit (buckets pay
+        # there too, 1.5x in bench/length_buckets.py: train.length_buckets opts in).
         cuda = self.device.type == "cuda"
         self.batches = BatchPreparer(trainable, [c for c in (corpus, val_corpus) if c is not None],
                                      buckets=settings.length_buckets or (4 if cuda else 1), pin=cuda,
