@@ -116,8 +116,9 @@ def main() -> int:
     plain.max_seq_length = args.max_seq_length
     t0 = time.perf_counter()
     for prompt, items in texts.items():
-        plain.tokenize([prompt + t for t in items])
+        plain.preprocess(items, prompt=prompt)
     t_tokenise = time.perf_counter() - t0
+    plain.encode(texts["passage: "][:512], batch_size=64, show_progress_bar=False)  # device start-up, outside any timing
     fp32_cells = None
     for precision in args.precisions.split(","):
         tried = {b: plain_encode(plain, texts, precision, b, args.device) for b in map(int, args.batches.split(","))}
