@@ -48,3 +48,7 @@ def test_auto_is_fp32_without_cuda_and_shares_its_cache_key(tiny_model):
     fp32 = SentenceTransformerEncoder(str(tiny_model), device="cpu")
     assert auto.fingerprint() == fp32.fingerprint() and auto.describe()["precision"] == "fp32"
     assert np.array_equal(auto.encode(TEXTS, role="query"), fp32.encode(TEXTS, role="query"))
+
+
+def test_the_model_record_names_the_attention_kernel(tiny_model):
+    assert SentenceTransformerEncoder(str(tiny_model), device="cpu").describe()["attention"] == "sdpa"

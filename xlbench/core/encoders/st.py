@@ -269,9 +269,17 @@ class SentenceTransformerEncoder:
             "max_seq_length": model.max_seq_length,
             "device": str(model.device),
             "precision": self.precision,
+            "attention": _attention(model),
             "query_prompt": self._prompt("query"),
             "passage_prompt": self._prompt("passage"),
         }
+
+
+def _attention(model) -> str | None:
+    """The transformer's attention kernel as transformers chose it (``sdpa``: PyTorch's fused
+    scaled-dot-product attention, flash or memory-efficient by shape; ``eager``: plain matmuls)."""
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    return getattr(config, "_attn_implementation", None)
 
 
 def _normalised(raw: np.ndarray) -> np.ndarray:
