@@ -4,13 +4,13 @@ batched-by-length path (the one CUDA takes) against its exact CPU path."""
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import wait_for
 from xlbench.core.batching import by_token_length, equal_count_groups, prefetched, take_rows, token_lengths
 from xlbench.core.encoders.base import encode_texts
 from xlbench.core.encoders.st import SentenceTransformerEncoder
@@ -72,10 +72,7 @@ def test_prefetched_runs_ahead_in_order_and_raises_where_the_item_was():
 
     with prefetched(items(), depth=2) as ahead:
         assert next(ahead) == 0
-        deadline = time.monotonic() + 5
-        while len(produced) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(produced) >= 3  # the thread went ahead of the consumer
+        wait_for(lambda: len(produced) >= 3, interval=0.01)  # the thread goes ahead of the consumer
         assert [next(ahead) for _ in range(4)] == [1, 2, 3, 4]
         with pytest.raises(ValueError, match="bad file line 6"):
             next(ahead)
