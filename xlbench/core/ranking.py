@@ -73,13 +73,13 @@ def rank_relevant(
     queries = GridVectors(query_emb, bits=cand.bits)
     has = relevant >= 0
     t = np.where(has, exact_gathered(queries, cand, np.where(has, relevant, 0)), np.inf)
-    t32 = t.astype(np.float32)
     block_rank = has.astype(np.int64)  # 1 + what beats the item, added below
     pool_rank = has.astype(np.int64)
     if device is not None and _fits(device, n_c * cand.vecs.shape[1] * 8 + budget_bytes):
         _rank_on_device(queries, cand, t, relevant, lang_offsets, block_rank, pool_rank, torch.device(device),
                         budget_bytes, on_chunk)
         return block_rank, pool_rank
+    t32 = t.astype(np.float32)
     width = n_c if cand.keeps_rounded else min(n_c, CANDIDATE_BLOCK)
     step = _row_chunk(width, budget_bytes)
     n_blocks = max(1, -(-n_c // width))
@@ -117,7 +117,11 @@ def _rank_on_device(queries: GridVectors, cand: GridVectors, t: np.ndarray, rele
 
     n_q, n_l = relevant.shape
     n_c = len(cand)
-    pool = torch.from_numpy(cand.block(0, n_c)).to(device).T.contiguous()
+    # the grid-rounded pool, float64 on the device, put on the grid a block at a time (no host copy of it all)
+    pool = torch.empty((cand.vecs.shape[1], n_c), dtype=torch.float64, device=device)
+    for lo in range(0, n_c, CANDIDATE_BLOCK):
+        hi = min(n_c, lo + CANDIDATE_BLOCK)
+        pool[:, lo:hi] = torch.from_numpy(cand.block(lo, hi)).to(device).T
     thresholds = torch.from_numpy(t).to(device)
     rel = torch.from_numpy(relevant).to(device)
     column = torch.arange(n_c, device=device)
