@@ -54,10 +54,10 @@ class EncoderShape:
 def encoder_shape(module) -> EncoderShape | None:
     """The shape of a sentence-transformers model (or a bare transformers encoder), or None when
     the module does not say (an encoder plugin's own network: no MFU is reported for it)."""
-    inner = module
-    try:
-        inner = module[0].auto_model  # sentence-transformers: the first module wraps the transformer
-    except (TypeError, IndexError, KeyError, AttributeError):
+    from xlbench.core.encoders.st import transformer_of
+
+    inner = transformer_of(module)
+    if inner is None:  # a bare transformers model, or sentence-transformers' Transformer module alone
         inner = getattr(module, "auto_model", module)
     config = getattr(inner, "config", None)
     layers = getattr(config, "num_hidden_layers", None)

@@ -210,12 +210,11 @@ class Trainer:
         """``torch.compile`` the transformer inside the encoder (its ``forward`` only, so the
         weights keep their names in checkpoints and saved models); dynamic shapes, since batches
         are padded to their own longest text."""
-        torch = self.torch
-        try:
-            target = self.module[0].auto_model  # sentence-transformers: the first module wraps the transformer
-        except (TypeError, IndexError, KeyError, AttributeError):
-            target = self.module
-        target.forward = torch.compile(target.forward, dynamic=True)
+        from xlbench.core.encoders.st import transformer_of
+
+        target = transformer_of(self.module)
+        target = self.module if target is None else target
+        target.forward = self.torch.compile(target.forward, dynamic=True)
 
     # --- batches ----------------------------------------------------------------------
 

@@ -275,11 +275,19 @@ class SentenceTransformerEncoder:
         }
 
 
+def transformer_of(model):
+    """The transformers model inside a sentence-transformers model (its first module's
+    ``auto_model``), or None for a module that holds none (an encoder plugin's own network)."""
+    try:
+        return model[0].auto_model
+    except (TypeError, IndexError, KeyError, AttributeError):
+        return None
+
+
 def _attention(model) -> str | None:
     """The transformer's attention kernel as transformers chose it (``sdpa``: PyTorch's fused
     scaled-dot-product attention, flash or memory-efficient by shape; ``eager``: plain matmuls)."""
-    config = getattr(getattr(model[0], "auto_model", None), "config", None)
-    return getattr(config, "_attn_implementation", None)
+    return getattr(getattr(transformer_of(model), "config", None), "_attn_implementation", None)
 
 
 def _normalised(raw: np.ndarray) -> np.ndarray:
@@ -292,7 +300,7 @@ def _normalised(raw: np.ndarray) -> np.ndarray:
 
 def _position_limit(model) -> int | None:
     """The longest input the transformer's position embeddings allow (None if it does not say)."""
-    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    config = getattr(transformer_of(model), "config", None)
     positions = getattr(config, "max_position_embeddings", None)
     if not isinstance(positions, int) or positions <= 0:
         return None
