@@ -34,7 +34,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -75,18 +75,14 @@ class StepLog:
 
 @dataclass
 class _Pending:
-    """A finished step whose loss and gradient norm still sit on the device."""
+    """A finished step whose loss and gradient norm still sit on the device: its log, which
+    :meth:`Trainer._read` completes with them and the window's rate."""
 
-    step: int
+    log: StepLog
     loss: object
     grad_norm: object
-    lr: float
     samples: int
-    langs: str
     started: float
-    tokens: int
-    padded_tokens: int
-    flops: float | None
 
 
 @dataclass
@@ -353,9 +349,9 @@ class Trainer:
         self.scheduler.step()
         self.state.step += 1
         langs = sorted({f"{q}-{p}" for _, q, p in prepared.batch})
-        return _Pending(self.state.step, loss, grad_norm, lr, len(prepared.batch),
-                        ",".join(langs[:6]) + ("…" if len(langs) > 6 else ""), t0, prepared.tokens,
-                        prepared.padded_tokens, prepared.flops)
+        log = StepLog(self.state.step, math.nan, lr, math.nan, 0.0, ",".join(langs[:6]) + ("…" if len(langs) > 6 else ""),
+                      prepared.tokens, prepared.padded_tokens, prepared.flops)
+        return _Pending(log, loss, grad_norm, len(prepared.batch), t0)
 
     def _read(self, pending: list[_Pending]) -> tuple[list[StepLog], TrainingError | None]:
         """Read the pending steps' losses and gradient norms in one transfer; samples/s is the
@@ -370,10 +366,9 @@ class Trainer:
         logs = []
         for p, (loss, grad_norm) in zip(pending, values):
             if not math.isfinite(loss):
-                return logs, TrainingError(f"training diverged at step {p.step}: the loss is {loss} "
-                                           f"(lr {p.lr:.3g}); lower train.lr or add train.warmup_steps")
-            logs.append(StepLog(p.step, loss, p.lr, grad_norm, rate, p.langs, p.tokens, p.padded_tokens, p.flops,
-                                seconds / len(pending)))
+                return logs, TrainingError(f"training diverged at step {p.log.step}: the loss is {loss} "
+                                           f"(lr {p.log.lr:.3g}); lower train.lr or add train.warmup_steps")
+            logs.append(replace(p.log, loss=loss, grad_norm=grad_norm, samples_per_s=rate, seconds=seconds / len(pending)))
         return logs, None
 
     def _batches(self):
@@ -384,7 +379,7 @@ class Trainer:
             prepared.sampler_state = state
             yield prepared
 
-    def utilisation(self, device_name: str | None = None) -> dict | None:
+    def utilisation(self) -> dict | None:
         """Throughput after the first read (start-up left out): samples/s, model TFLOP/s, the MFU
         where the device's peak is known, and the share of padded tokens. None before two reads."""
         t = self.timing
@@ -393,7 +388,7 @@ class Trainer:
         out = {"steps": t["steps"], "samples_per_s": t["samples"] / t["seconds"],
                "padding": 1 - t["tokens"] / t["padded_tokens"] if t["padded_tokens"] else None}
         if t["flops"]:
-            name = device_name or (self.torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu")
+            name = self.torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
             out.update(utilisation(t["flops"], t["seconds"], name, self.s.precision))
         return out
 
