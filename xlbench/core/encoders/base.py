@@ -111,10 +111,10 @@ def encode_texts(
     """Vectors for ``texts`` in order; each unique text is encoded at most once (and never if cached).
 
     Texts are encoded longest first in calls of ``batch_size`` (or the encoder's larger
-    ``texts_per_call``) so padding stays small; new
-    vectors are flushed to the cache at least every ``flush_seconds`` (default
-    ``$XLBENCH_CACHE_FLUSH_SECONDS`` or 20: what a killed process loses at most). ``on_progress(done,
-    total)`` counts unique texts and may raise to stop (what was flushed stays cached).
+    ``texts_per_call``) so padding stays small; new vectors are flushed to the cache at least every
+    ``flush_seconds`` (default ``$XLBENCH_CACHE_FLUSH_SECONDS`` or 20: what a killed process loses
+    at most). ``on_progress(done, total)`` counts unique texts and may raise to stop (what was
+    flushed stays cached).
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
