@@ -124,13 +124,20 @@ def loss_windows(losses: list[float], steps: int, every: int) -> list[float]:
     return [sum(losses[a : a + every]) / len(losses[a : a + every]) for a in range(0, steps, every)]
 
 
-def st_flops(args, folder: Path, corpus, shape, model) -> float:
-    """Model FLOPs of the timed steps of the sentence-transformers arm (the same pairs, real tokens)."""
-    queries, passages = drawn_pairs(args, corpus)
+def st_flops(args, model, queries: list[str], passages: list[str]) -> float:
+    """Model FLOPs of the timed steps of the sentence-transformers arm (its pairs, real tokens)."""
+    from xlbench.core.flops import encoder_shape
+
+    shape = encoder_shape(model)
     lo, hi = args.skip * args.batch, args.steps * args.batch
     q = model.preprocess(queries[lo:hi], prompt="query: ")["attention_mask"].sum(dim=1).numpy()
     p = model.preprocess(passages[lo:hi], prompt="passage: ")["attention_mask"].sum(dim=1).numpy()
     return shape.training_flops(q) + shape.training_flops(p)
+
+
+def speed_fields(use: dict) -> dict:
+    """An arm's model TFLOP/s and MFU (None where the card's peak is unknown), rounded for a record."""
+    return {"model_tflops": round(use["tflops"], 2), "mfu": None if use["mfu"] is None else round(use["mfu"], 4)}
 
 
 def drawn_pairs(args, corpus) -> tuple[list[str], list[str]]:
@@ -150,7 +157,8 @@ def drawn_pairs(args, corpus) -> tuple[list[str], list[str]]:
 
 
 def sentence_transformers_arm(args, folder: Path, corpus, work: Path):
-    """A plain SentenceTransformerTrainer on the same pairs; returns (samples/s, seconds, losses)."""
+    """A plain SentenceTransformerTrainer on the same pairs; returns (samples/s, seconds, logged losses,
+    the trained model, the queries and passages it trained on)."""
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -191,7 +199,7 @@ def sentence_transformers_arm(args, folder: Path, corpus, work: Path):
     trainer.train()
     seconds = ends[-1] - ends[args.skip - 1]
     rate = (args.steps - args.skip) * args.batch / seconds
-    return rate, seconds, losses
+    return rate, seconds, losses, model, queries, passages
 
 
 def evaluate_model(args, model, work: Path) -> dict:
@@ -253,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
               **settings}, args.out)
         rates, windows, mfu = {}, {}, {}
         every = max(1, args.steps // 10)
-        from xlbench.core.flops import encoder_shape, utilisation
+        from xlbench.core.flops import utilisation
 
         for arm in args.arms.split(","):
             if arm in XLBENCH_ARMS:
@@ -263,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                 losses = [log.loss for log in logs]
                 windows[arm] = loss_windows(losses, args.steps, every)
                 record = {"what": "train", "arm": arm, "samples_per_s": round(rate, 1), "timed_seconds": round(seconds, 2),
-                          "model_tflops": round(use["tflops"], 2), "mfu": None if use["mfu"] is None else round(use["mfu"], 4),
-                          "padding": round(1 - sum(log.tokens for log in timed) / max(1, sum(log.padded_tokens for log in timed)), 3),
+                          **speed_fields(use), "padding": round(1 - sum(log.tokens for log in timed) / max(1, sum(log.padded_tokens for log in timed)), 3),
                           "buckets": trainer.batches.buckets, "read_every": trainer.read_every, "prefetch": trainer.prefetch,
                           "loss_first": round(losses[0], 4), "loss_last": round(losses[-1], 4),
                           "loss_windows": [round(v, 4) for v in windows[arm]]}
@@ -276,15 +283,13 @@ def main(argv: list[str] | None = None) -> int:
                     emit({"what": "eval", "arm": arm, **evaluate_model(args, model, work)}, args.out)
                 del model, trainer
             elif arm == "sentence-transformers":
-                rate, seconds, losses = sentence_transformers_arm(args, folder, corpus, work)
-                probe = load_model(folder, "cpu", args.max_seq_length)
-                use = utilisation(st_flops(args, folder, corpus, encoder_shape(probe), probe), seconds, device_name,
-                                  args.precision)
+                rate, seconds, losses, model, queries, passages = sentence_transformers_arm(args, folder, corpus, work)
+                use = utilisation(st_flops(args, model, queries, passages), seconds, device_name, args.precision)
                 windows[arm] = losses
                 mfu[arm] = use["mfu"]
                 emit({"what": "train", "arm": arm, "samples_per_s": round(rate, 1), "timed_seconds": round(seconds, 2),
-                      "model_tflops": round(use["tflops"], 2), "mfu": None if use["mfu"] is None else round(use["mfu"], 4),
-                      "loss_windows": [round(v, 4) for v in losses]}, args.out)
+                      **speed_fields(use), "loss_windows": [round(v, 4) for v in losses]}, args.out)
+                del model
             else:
                 p.error(f"unknown arm {arm!r}")
             rates[arm] = rate
