@@ -125,19 +125,21 @@ def main() -> int:
         best = min(tried, key=tried.get)
         emit({"arm": "plain", "precision": precision, "batch": best, "encode_s": round(tried[best], 2),
               "texts_per_s": round(n_texts / tried[best], 1), "tried": {str(k): round(v, 2) for k, v in tried.items()}})
+        t0 = time.perf_counter()
+        enc = SentenceTransformerEncoder(str(folder), device=args.device, max_seq_length=args.max_seq_length,
+                                         precision=precision, exact_length_batches=False)
+        enc.model  # load now: load time is its own part
+        t_load = time.perf_counter() - t0 + t_data
         runs = []
         for budget in map(int, args.budgets.split(",")):
-            t0 = time.perf_counter()
-            enc = SentenceTransformerEncoder(str(folder), device=args.device, max_seq_length=args.max_seq_length,
-                                             precision=precision, exact_length_batches=False, token_budget=budget)
-            enc.model  # load now: load time is its own part
-            t_load = time.perf_counter() - t0 + t_data
+            enc.token_budget = budget
             sync(args.device)
             t0 = time.perf_counter()
             result = evaluate(ds, enc)
             sync(args.device)
-            runs.append((result.info["seconds"]["encode"], budget, t_load, time.perf_counter() - t0, result, enc))
-        _, budget, t_load, total, result, enc = min(runs, key=lambda r: r[0])
+            runs.append((result.info["seconds"]["encode"], budget, time.perf_counter() - t0, result))
+        _, budget, total, result = min(runs, key=lambda r: r[0])
+        enc.token_budget = budget
         seconds = result.info["seconds"]
         cells = {(c.setting, c.query_lang, c.corpus_lang): c.metrics["map"] for c in result.cells}
         drift = None
