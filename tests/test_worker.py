@@ -65,6 +65,35 @@ def test_stale_heartbeat_from_another_host_is_lost(store):
     assert store.get_run(fresh.id).status == "running"
 
 
+def test_a_worker_that_finishes_while_the_reaper_looks_keeps_its_outcome(store, monkeypatch):
+    """The race two queues met in CI: a reaper reads a running run, its worker records "finished"
+    and exits, and the reaper, finding the process gone, must not write "lost" over it."""
+    from xlbench.store import store as store_module
+
+    run = store.create_run(kind="eval", name="finishing", config={})
+    store.claim_run(run.id, env={}, git_commit=None)
+    gone = store.create_run(kind="eval", name="gone", config={})
+    store.claim_run(gone.id, env={}, git_commit=None)
+    worker = Store(store.url)
+    worker.owner = store.owner
+
+    def gone_after_finishing(pid):  # between the reaper's read and its mark
+        if worker.get_run(run.id).status == "running":
+            worker.finish_run(run.id, "finished")
+        return False
+
+    monkeypatch.setattr(store_module, "_pid_alive", gone_after_finishing)
+    assert store.reap_lost() == [gone.id]  # its process is gone too, and it had recorded nothing
+    assert store.get_run(run.id).status == "finished"
+    assert [e.message for e in store.events(run.id) if e.level == "error"] == []
+
+    again = store.create_run(kind="eval", name="beats in time", config={})
+    store.claim_run(again.id, env={}, git_commit=None)
+    monkeypatch.setattr(store_module, "_pid_alive", lambda pid: worker.heartbeat(again.id) or True)
+    assert store.reap_lost(stale_seconds=-1) == []  # stale when read, beating again by the mark
+    assert store.get_run(again.id).status == "running"
+
+
 @pytest.mark.slow
 def test_ctrl_c_in_headless_mode_marks_cancelled(slow_plugins):
     # A non-interactive shell starts background jobs with SIGINT ignored and children inherit it

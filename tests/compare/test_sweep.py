@@ -129,6 +129,7 @@ def test_queue_never_runs_a_run_twice_when_two_queues_race(tmp_path, tiny_model)
     b.communicate(timeout=600)
     store = Store()
     runs = store.list_runs()
-    assert all(r.status == "finished" for r in runs)
+    assert all(r.status == "finished" for r in runs), [(r.id, r.status, r.error, [e.message for e in store.events(r.id)])
+                                                       for r in runs if r.status != "finished"]
     for r in runs:
         assert [e.message for e in store.events(r.id)].count("run finished") == 1

@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from xlbench.errors import Evicted, StoreError
 from xlbench.store.database import is_read_only, open_engine, session
-from xlbench.store.models import ACTIVE_STATUSES, Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent, TrainPoint, utcnow
+from xlbench.store.models import ACTIVE_STATUSES, Checkpoint, Dataset, Metric, Model, QueryResult, Run, RunEvent, TrainPoint
 from xlbench.store.secrets import db_url, redact_url
 
 HEARTBEAT_SECONDS = 2.0
@@ -321,15 +321,20 @@ class Store:
         return run
 
     def request_cancel(self, run_id: int) -> Run:
+        """Cancel a queued run at once, or ask a running one's worker to stop at its next step.
+
+        Conditional UPDATEs, so a worker that claims the run meanwhile gets the request instead
+        of having its running row overwritten as cancelled."""
+        from sqlalchemy import update
+
         with session(self.engine) as s:
-            run = _get_run(s, run_id, self.display_url)
-            if run.status == "queued":
-                run.status, run.finished_at = "cancelled", utcnow()
-            elif run.status == "running":
-                run.cancel_requested = True
+            _get_run(s, run_id, self.display_url)
+            now = db_now(s)
+            if not s.execute(update(Run).where(Run.id == run_id, Run.status == "queued").values(
+                    status="cancelled", finished_at=now)).rowcount:
+                s.execute(update(Run).where(Run.id == run_id, Run.status == "running").values(cancel_requested=True))
             s.commit()
-            s.refresh(run)
-            return run
+            return _get_run(s, run_id, self.display_url)
 
     def set_job(self, run_id: int, executor: str, job_id: str | None) -> None:
         """Record where a queued run was placed: the executor and, on a scheduler, its job id."""
@@ -377,23 +382,36 @@ class Store:
 
     def reap_lost(self, *, stale_seconds: float = LOST_AFTER_SECONDS) -> list[int]:
         """Mark running runs whose worker is gone as ``lost``: no heartbeat for ``stale_seconds``,
-        or (on this host) a worker process that no longer exists."""
+        or (on this host) a worker process that no longer exists.
+
+        Each mark is one conditional UPDATE on what was seen (still running, the same worker, the
+        same last beat): a worker that records its outcome and exits between this look and the
+        mark keeps its outcome, and one that beats in between keeps running."""
+        from sqlalchemy import update
+
         if is_read_only(self.engine):
             return []  # read-only media: nothing can be marked; the statuses shown are as stored
         host = socket.gethostname()
-        lost: list[int] = []
         with session(self.engine) as s:
             cutoff = db_now(s) - timedelta(seconds=stale_seconds)
-            for run in s.exec(select(Run).where(Run.status == "running")):
-                stale = run.heartbeat_at is None or run.heartbeat_at < cutoff
-                dead = run.host == host and run.pid is not None and not _pid_alive(run.pid)
-                if stale or dead:
-                    run.status, run.finished_at = "lost", utcnow()
-                    why = "its process is gone" if dead else f"no heartbeat for {stale_seconds:.0f} s"
-                    run.error = f"worker stopped heart-beating ({why})"
-                    s.add(RunEvent(run_id=run.id, level="error", message=run.error))
+            running = s.exec(select(Run).where(Run.status == "running").order_by(Run.id)).all()
+        lost: list[int] = []
+        for run in running:
+            stale = run.heartbeat_at is None or run.heartbeat_at < cutoff
+            dead = run.host == host and run.pid is not None and not _pid_alive(run.pid)
+            if not (stale or dead):
+                continue
+            why = "its process is gone" if dead else f"no heartbeat for {stale_seconds:.0f} s"
+            error = f"worker stopped heart-beating ({why})"
+            as_seen = (Run.heartbeat_at.is_(None) if run.heartbeat_at is None else Run.heartbeat_at == run.heartbeat_at,
+                       Run.pid.is_(None) if run.pid is None else Run.pid == run.pid)
+            with session(self.engine) as s:  # one short transaction per mark: no lock held over the next look
+                marked = s.execute(update(Run).where(Run.id == run.id, Run.status == "running", *as_seen).values(
+                    status="lost", error=error, finished_at=db_now(s)))
+                if marked.rowcount == 1:
+                    s.add(RunEvent(run_id=run.id, level="error", message=error))
                     lost.append(run.id)
-            s.commit()
+                s.commit()
         return lost
 
     # --- events, metrics, results -------------------------------------------------------
