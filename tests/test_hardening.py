@@ -63,7 +63,7 @@ def _requeue_failed(store, run_id):
 @pytest.mark.slow
 def test_hostile_optimizer_state_is_never_executed(store, tiny_model, tmp_path):
     from xlbench.core.integrity import manifest_for, write_json_atomic
-    from xlbench.core.train import CHECKPOINT_FORMAT, CHECKPOINT_MANIFEST
+    from xlbench.core.checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_MANIFEST
 
     run, config = _trained_run(store, tiny_model)
     checkpoint = training.run_dir(run.id) / "checkpoints" / "step-00000020"

@@ -7,9 +7,8 @@ masked out of that pair's negatives (it is not a negative). With ``mini_batch`` 
 variant (GradCache) gives the full batch's negatives at the memory cost of a mini-batch.
 
 Everything a resumed run needs is in a checkpoint: weights, optimizer, schedule, sampler
-position, RNG states, step, best validation loss. A checkpoint is written to a temporary folder
-and renamed, so a crash never leaves half of one, with a manifest of every file's sha256 that is
-checked before resuming; nothing in it is executable (safetensors, weights-only tensors, JSON).
+position, RNG states, step, best validation loss (:mod:`xlbench.core.checkpoints`: written whole
+or not at all, checked before it is read, nothing in it executable).
 
 Under ``torchrun`` the global batch is split across ranks, embeddings are all-gathered (with
 gradients) so every rank sees every negative, and only rank 0 reports or writes.
@@ -29,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import shutil
 import signal
 import threading
 import time
@@ -42,22 +40,12 @@ import numpy as np
 from xlbench.core import interrupts
 from xlbench.core.batching import prefetched
 from xlbench.core.flops import utilisation
-from xlbench.core.integrity import atomic_dir, manifest_for, read_manifest, verify, write_json_atomic
+from xlbench.core.checkpoints import Checkpoint, read_checkpoint, rng_state, set_rng_state, write_checkpoint
+from xlbench.core.integrity import atomic_dir
 from xlbench.core.progress import Reporter
 from xlbench.core.train_batches import BatchPreparer, PreparedBatch, Tokenised, same_text_mask
 from xlbench.core.train_settings import TrainSettings
 from xlbench.errors import Cancelled, ConfigError, TrainingError
-
-CHECKPOINT_FORMAT = "xlbench-checkpoint-v1"
-CHECKPOINT_MANIFEST = "manifest.json"
-
-
-def verify_checkpoint(path: Path) -> int:
-    """Raise :class:`~xlbench.core.integrity.Damaged` unless the checkpoint is whole; returns its step."""
-    manifest = read_manifest(Path(path) / CHECKPOINT_MANIFEST, CHECKPOINT_FORMAT)
-    verify(Path(path), manifest)
-    return int(manifest.get("step", -1))
-
 
 @dataclass
 class StepLog:
@@ -267,17 +255,17 @@ class Trainer:
         states, embs = [], []
         with torch.no_grad():
             for texts, role in chunks:
-                states.append(self._rng_state())
+                states.append(rng_state(self.torch, self.device))
                 embs.append(self._embed(texts, role))
         flat = torch.cat(embs).requires_grad_(True)
         loss = info_nce(flat[: len(qs)], flat[len(qs):], self.s.scale, same_text_mask(ps, ps + ns))
         loss.backward()
         grads = flat.grad.split([len(e) for e in embs])
-        after = self._rng_state()
+        after = rng_state(self.torch, self.device)
         for (texts, role), state, grad in zip(chunks, states, grads):
-            self._set_rng_state(state)
+            set_rng_state(self.torch, self.device, state)
             self._embed(texts, role).backward(grad)
-        self._set_rng_state(after)
+        set_rng_state(self.torch, self.device, after)
         return loss.detach()
 
     def _average_gradients(self, bucket_bytes: int = 32 * 2**20) -> None:
@@ -299,19 +287,6 @@ class Trainer:
                 for dst, src in zip(bucket, _unflatten_dense_tensors(flat, bucket)):
                     dst.copy_(src)
                 bucket, size = [], 0
-
-    def _rng_state(self) -> dict:
-        torch = self.torch
-        state = {"cpu": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            state["cuda"] = torch.cuda.get_rng_state(self.device)
-        return state
-
-    def _set_rng_state(self, state: dict) -> None:
-        torch = self.torch
-        torch.set_rng_state(state["cpu"])
-        if "cuda" in state:
-            torch.cuda.set_rng_state(state["cuda"], self.device)
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -510,50 +485,29 @@ class Trainer:
         if self.rank != 0:
             return None
         self.before_write()
-        torch = self.torch
-        step = self.state.step
-
-        def write(d: Path) -> None:
-            from safetensors.torch import save_file
-
-            save_file({k: v.detach().contiguous().cpu() for k, v in self.module.state_dict().items()}, str(d / "model.safetensors"))
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                        "rng": self._rng_state(),
-                        "scaler": self.scaler.state_dict() if self.scaler else None}, d / "optimizer.pt")
-            # the state after the last batch trained on (a prefetching thread may have drawn more)
-            sampler_state = self._sampler_state if self._sampler_state is not None else self.sampler.state()
-            (d / "sampler.json").write_text(json.dumps(sampler_state))
-            (d / "trainer.json").write_text(json.dumps({**asdict(self.state), "settings": self.s.model_dump()}))
-            write_json_atomic(d / CHECKPOINT_MANIFEST, manifest_for(sorted(d.iterdir()), CHECKPOINT_FORMAT, step=step))
-
-        path = atomic_dir(self.run_dir / "checkpoints" / f"step-{step:08d}", write)
-        kept = sorted((self.run_dir / "checkpoints").glob("step-*"))
-        for old in kept[: -max(1, self.s.keep_checkpoints)]:
-            if old.name.startswith("step-") and "." not in old.name:
-                shutil.rmtree(old, ignore_errors=True)
+        # the sampler's state after the last batch trained on (a prefetching thread may have drawn more)
+        sampler_state = self._sampler_state if self._sampler_state is not None else self.sampler.state()
+        path = write_checkpoint(self.run_dir / "checkpoints", Checkpoint(
+            step=self.state.step, weights=self.module.state_dict(),
+            training={"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                      "rng": rng_state(self.torch, self.device), "scaler": self.scaler.state_dict() if self.scaler else None},
+            sampler=sampler_state, trainer={**asdict(self.state), "settings": self.s.model_dump()}),
+            keep=self.s.keep_checkpoints)
         if self.on_checkpoint:
-            self.on_checkpoint(step, path)
+            self.on_checkpoint(self.state.step, path)
         return path
 
     def load_checkpoint(self, path: Path, *, verified: bool = False) -> None:
-        """Resume from a checkpoint folder, verified first (:func:`verify_checkpoint`) unless the
-        caller just did; nothing executable is loaded: weights are safetensors, the optimizer state
-        is read with torch's weights-only unpickler (tensors and plain containers only), the rest is
-        JSON."""
-        from safetensors.torch import load_file
-
-        torch = self.torch
-        if not verified:
-            verify_checkpoint(path)
-        self.module.load_state_dict(load_file(str(path / "model.safetensors"), device=str(self.device)))
-        opt = torch.load(path / "optimizer.pt", map_location=self.device, weights_only=True)
-        self.optimizer.load_state_dict(opt["optimizer"])
-        self.scheduler.load_state_dict(opt["scheduler"])
-        self._set_rng_state(opt["rng"])
-        if self.scaler and opt.get("scaler"):
-            self.scaler.load_state_dict(opt["scaler"])
-        self.sampler.restore(json.loads((path / "sampler.json").read_text()))
+        """Resume from a checkpoint folder (:mod:`xlbench.core.checkpoints`: verified first unless
+        the caller just did; nothing executable is loaded)."""
+        saved = read_checkpoint(path, device=self.device, verified=verified)
+        self.module.load_state_dict(saved.weights)
+        self.optimizer.load_state_dict(saved.training["optimizer"])
+        self.scheduler.load_state_dict(saved.training["scheduler"])
+        set_rng_state(self.torch, self.device, saved.training["rng"])
+        if self.scaler and saved.training.get("scaler"):
+            self.scaler.load_state_dict(saved.training["scaler"])
+        self.sampler.restore(saved.sampler)
         self._sampler_state = None
-        saved = json.loads((path / "trainer.json").read_text())
-        saved.pop("settings", None)
-        self.state = TrainState(**saved)
+        saved.trainer.pop("settings", None)
+        self.state = TrainState(**saved.trainer)

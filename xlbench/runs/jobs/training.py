@@ -308,7 +308,7 @@ def intact_checkpoint(directory: Path, recorded_step: int | None, reporter: Repo
     The folder is derived from this workspace's run folder, never taken from a stored path (an
     imported or edited row could point anywhere); a damaged one is reported and skipped."""
     from xlbench.core.integrity import Damaged
-    from xlbench.core.train import verify_checkpoint
+    from xlbench.core.checkpoints import verify_checkpoint
 
     if recorded_step is None:
         return None, 0
