@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from xlbench.core.lareqa_report import PAYLOAD_FORMAT, Cell, LareqaRanks, lareqa
 from xlbench.core.progress import Reporter
 from xlbench.core.ranking import DEFAULT_BUDGET_BYTES, rank_relevant
 from xlbench.errors import PluginError
+
+if TYPE_CHECKING:
+    from xlbench.core.data.lareqa import LareqaSet
 
 MIRACL_PAYLOAD_FORMAT = ADHOC_PAYLOAD_FORMAT
 

@@ -17,7 +17,6 @@ Loaders (all validate and raise one-line :class:`DataError` naming file and line
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
