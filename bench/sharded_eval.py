@@ -66,7 +66,8 @@ def free_port() -> int:
 
 def timed(cmd: list[str], home: Path) -> float:
     env = {**os.environ, "XLBENCH_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    env.pop("XLBENCH_DB", None)
+    for shared in ("XLBENCH_DB", "XLBENCH_CACHE"):  # each arm its own workspace: no arm reads another's vectors
+        env.pop(shared, None)
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
