@@ -87,11 +87,26 @@ def test_a_worker_that_finishes_while_the_reaper_looks_keeps_its_outcome(store, 
     assert store.get_run(run.id).status == "finished"
     assert [e.message for e in store.events(run.id) if e.level == "error"] == []
 
+    from datetime import timedelta
+
+    from xlbench.store.database import session
+    from xlbench.store.models import Run
+
     again = store.create_run(kind="eval", name="beats in time", config={})
     store.claim_run(again.id, env={}, git_commit=None)
+    with session(store.engine) as s:  # silent for a minute when the reaper reads it
+        row = s.get(Run, again.id)
+        row.heartbeat_at -= timedelta(seconds=60)
+        s.commit()
     monkeypatch.setattr(store_module, "_pid_alive", lambda pid: worker.heartbeat(again.id) or True)
-    assert store.reap_lost(stale_seconds=-1) == []  # stale when read, beating again by the mark
+    assert store.reap_lost(stale_seconds=15) == []  # beating again by the mark
     assert store.get_run(again.id).status == "running"
+    monkeypatch.setattr(store_module, "_pid_alive", lambda pid: True)
+    with session(store.engine) as s:
+        row = s.get(Run, again.id)
+        row.heartbeat_at -= timedelta(seconds=60)
+        s.commit()
+    assert store.reap_lost(stale_seconds=15) == [again.id]  # and a silent one is still marked
 
 
 @pytest.mark.slow

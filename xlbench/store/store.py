@@ -384,10 +384,10 @@ class Store:
         """Mark running runs whose worker is gone as ``lost``: no heartbeat for ``stale_seconds``,
         or (on this host) a worker process that no longer exists.
 
-        Each mark is one conditional UPDATE on what was seen (still running, the same worker, the
-        same last beat): a worker that records its outcome and exits between this look and the
-        mark keeps its outcome, and one that beats in between keeps running."""
-        from sqlalchemy import update
+        Each mark is one conditional UPDATE on what was seen (still running, the same worker, and
+        for a silent one still silent): a worker that records its outcome and exits between this
+        look and the mark keeps its outcome, and one that beats in between keeps running."""
+        from sqlalchemy import or_, update
 
         if is_read_only(self.engine):
             return []  # read-only media: nothing can be marked; the statuses shown are as stored
@@ -403,11 +403,11 @@ class Store:
                 continue
             why = "its process is gone" if dead else f"no heartbeat for {stale_seconds:.0f} s"
             error = f"worker stopped heart-beating ({why})"
-            as_seen = (Run.heartbeat_at.is_(None) if run.heartbeat_at is None else Run.heartbeat_at == run.heartbeat_at,
-                       Run.pid.is_(None) if run.pid is None else Run.pid == run.pid)
+            still = [Run.id == run.id, Run.status == "running", Run.pid.is_(None) if run.pid is None else Run.pid == run.pid]
+            if not dead:  # lost only for its silence: it must still be silent
+                still.append(or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < cutoff))
             with session(self.engine) as s:  # one short transaction per mark: no lock held over the next look
-                marked = s.execute(update(Run).where(Run.id == run.id, Run.status == "running", *as_seen).values(
-                    status="lost", error=error, finished_at=db_now(s)))
+                marked = s.execute(update(Run).where(*still).values(status="lost", error=error, finished_at=db_now(s)))
                 if marked.rowcount == 1:
                     s.add(RunEvent(run_id=run.id, level="error", message=error))
                     lost.append(run.id)
