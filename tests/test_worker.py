@@ -161,3 +161,31 @@ def test_a_run_records_the_commit_of_this_checkout():
         pytest.skip("not a git checkout")
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert git_commit() is not None and git_commit().removesuffix("-dirty") == head
+
+
+def test_a_queue_whose_worker_lost_the_claim_says_who_has_the_run(store, monkeypatch):
+    """Two queues may start a worker for the same queued run; one claim wins. The other queue says
+    so instead of reporting the winner's status as its own run's outcome."""
+    from xlbench.runs import queue
+
+    run = store.create_run(kind="eval", name="contested", config={})
+    rival = Store(store.url)
+    rival.owner = (rival.owner[0] + 1, rival.owner[1])
+
+    class RefusedWorker:  # what `xlbench worker` does when the claim is refused: exits, writing nothing
+        pid, returncode = rival.owner[0] + 1, 2
+
+        def poll(self):
+            return self.returncode
+
+    def spawn(run_id, **_):
+        rival.claim_run(run_id, env={}, git_commit=None)  # the other queue's worker got there first
+        rival.finish_run(run_id, "finished")
+        return RefusedWorker()
+
+    monkeypatch.setattr(queue, "spawn_worker", spawn)
+    said: list[str] = []
+    assert queue.run_queue(store, poll=0.01, gpus=[], say=said.append) == {run.id: 2}
+    assert said[-1] == (f"run {run.id} was taken by another worker (pid {rival.owner[0]} on {rival.owner[1]}, now finished); "
+                        "this queue's worker left it")
+    assert store.get_run(run.id).status == "finished"

@@ -62,7 +62,11 @@ def run_queue(store: Store, *, workers: int = 1, sweep_id: int | None = None, po
                 if proc.poll() is not None:
                     done[run_id] = proc.returncode
                     run = store.get_run(run_id)
-                    say(f"run {run_id} {run.status}" + (f": {run.error}" if run.error else ""))
+                    if run.pid not in (None, proc.pid):  # another queue's worker claimed it first
+                        say(f"run {run_id} was taken by another worker (pid {run.pid} on {run.host}, now {run.status}); "
+                            "this queue's worker left it")
+                    else:
+                        say(f"run {run_id} {run.status}" + (f": {run.error}" if run.error else ""))
                     del active[run_id]
             while not stopping and len(active) < workers:
                 run = store.next_queued(sweep_id=sweep_id, exclude=set(active) | set(done))
