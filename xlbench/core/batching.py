@@ -137,18 +137,28 @@ def token_lengths(features: dict) -> np.ndarray:
     return features["attention_mask"].sum(dim=1).numpy()
 
 
+def pin(tensor, enabled: bool):
+    """A page-locked copy of ``tensor`` when ``enabled`` (a copy to the GPU can then run without a
+    host wait); the tensor itself otherwise."""
+    return tensor.pin_memory() if enabled else tensor
+
+
 def pinned(features: dict, enabled: bool) -> dict:
-    """Page-locked copies of the tensors (a copy to the GPU can then run without a host wait)."""
+    """:func:`pin` for every tensor of a features dict."""
     if not enabled:
         return features
     import torch
 
-    return {k: (v.pin_memory() if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
+    return {k: (pin(v, True) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
+
+
+def on_device(tensor, device):
+    """``tensor`` on ``device``; a pinned one is copied without waiting for the device."""
+    return tensor.to(device, non_blocking=tensor.is_pinned())
 
 
 def to_device(features: dict, device) -> dict:
-    """Features on ``device``; pinned tensors are copied without waiting for the device."""
+    """:func:`on_device` for every tensor of a features dict."""
     import torch
 
-    return {k: (v.to(device, non_blocking=v.is_pinned()) if isinstance(v, torch.Tensor) else v)
-            for k, v in features.items()}
+    return {k: (on_device(v, device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}

@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from xlbench.core import interrupts
-from xlbench.core.batching import prefetched
-from xlbench.core.flops import utilisation
+from xlbench.core.batching import on_device, prefetched
 from xlbench.core.checkpoints import Checkpoint, read_checkpoint, rng_state, set_rng_state, write_checkpoint
+from xlbench.core.flops import utilisation
 from xlbench.core.integrity import atomic_dir
 from xlbench.core.progress import Reporter
 from xlbench.core.train_batches import BatchPreparer, PreparedBatch, Tokenised, same_text_mask
@@ -99,8 +99,7 @@ def info_nce(q, p, scale: float, same_text):
 
     scores = scale * q @ p.T
     if same_text is not None:
-        same_text = torch.as_tensor(same_text)
-        scores = scores.masked_fill(same_text.to(scores.device, non_blocking=same_text.is_pinned()), float("-inf"))
+        scores = scores.masked_fill(on_device(torch.as_tensor(same_text), scores.device), float("-inf"))
     return F.cross_entropy(scores, torch.arange(len(q), device=scores.device))
 
 
@@ -215,8 +214,7 @@ class Trainer:
         outs = [self._embed_features(part) for part in tokenised.parts]
         if tokenised.inverse is None:
             return outs[0]
-        inverse = tokenised.inverse.to(outs[0].device, non_blocking=tokenised.inverse.is_pinned())
-        return self.torch.cat(outs)[inverse]
+        return self.torch.cat(outs)[on_device(tokenised.inverse, outs[0].device)]
 
     def _prepare(self, batch, corpus) -> PreparedBatch:
         return self.batches.prepare(batch, corpus, tokenise=not (self.s.mini_batch and self.s.mini_batch < len(batch)))

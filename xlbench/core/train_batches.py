@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xlbench.core.batching import equal_count_groups, pinned, take_rows, token_lengths
+from xlbench.core.batching import equal_count_groups, pin, pinned, take_rows, token_lengths
 from xlbench.core.flops import encoder_shape
 
 
@@ -113,7 +113,7 @@ class BatchPreparer:
         inverse = np.empty(len(texts), dtype=np.int64)
         inverse[np.concatenate(groups)] = np.arange(len(texts))
         padded = sum(part["attention_mask"].numel() for part in parts)
-        return Tokenised(parts, pinned({"i": torch.from_numpy(inverse)}, self.pin)["i"]), lengths, padded
+        return Tokenised(parts, pin(torch.from_numpy(inverse), self.pin)), lengths, padded
 
     def prepare(self, batch, corpus, *, tokenise: bool = True) -> PreparedBatch:
         """Texts of a batch and, with ``tokenise``, this process's share tokenised for the device."""
@@ -134,7 +134,7 @@ class BatchPreparer:
         prepared.tokenised = tokenised
         mask = same_text_mask(ps, ps + ns)
         if mask is not None:
-            prepared.same_text = pinned({"m": torch.from_numpy(mask)}, self.pin)["m"]
+            prepared.same_text = pin(torch.from_numpy(mask), self.pin)
         if lengths:
             lengths = np.concatenate(lengths)
             prepared.tokens = int(lengths.sum())
